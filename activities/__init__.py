@@ -1,0 +1,1 @@
+"""Temporal activities: the HTTP call of each step, and loading definitions by name."""

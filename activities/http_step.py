@@ -1,0 +1,267 @@
+"""The activity behind every step: one HTTP call to a registered service.
+
+Its activity type is `<service>.<action>` (a dynamic activity), so the web UI shows
+`text-extraction.extract`. Retries are Temporal's: this code only classifies each
+outcome as retryable or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+from collections.abc import Sequence
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from temporalio import activity
+from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
+
+from activities.schemas import violations
+from definitions.models import StepCall
+
+RETRYABLE_STATUS = frozenset({408, 429})
+HEARTBEAT_EVERY = 2.0
+MAX_RETRY_AFTER = 3600.0
+
+
+class OutboundPolicy:
+    """Which endpoints the worker may call, and how much it may send and read."""
+
+    def __init__(
+        self,
+        *,
+        allowed_hosts: str = "",
+        payload_limit_bytes: int = 256 * 1024,
+        follow_redirects: bool = False,
+    ) -> None:
+        self.payload_limit_bytes = payload_limit_bytes
+        self.follow_redirects = follow_redirects
+        self._hosts: set[str] = set()
+        self._networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for entry in (e.strip() for e in allowed_hosts.split(",")):
+            if not entry:
+                continue
+            try:
+                self._networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                self._hosts.add(entry.lower())
+
+    def allows(self, url: str) -> bool:
+        if not self._hosts and not self._networks:
+            return True
+        host = (urlsplit(url).hostname or "").lower()
+        if host in self._hosts:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self._networks)
+
+
+def _retry_after(response: httpx.Response) -> timedelta | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        from datetime import UTC, datetime
+
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return timedelta(seconds=min(max(seconds, 0.0), MAX_RETRY_AFTER))
+
+
+def _failure(
+    message: str, error_type: str, *, retryable: bool, **details: Any
+) -> ApplicationError:
+    details["attempt"] = activity.info().attempt
+    return ApplicationError(
+        message,
+        details,
+        type=error_type,
+        non_retryable=not retryable,
+        next_retry_delay=details.pop("retry_after", None),
+    )
+
+
+def _headers(call: StepCall) -> dict[str, str]:
+    headers = {
+        "X-Request-ID": call.request_id,
+        "Idempotency-Key": f"{call.execution_id}:{call.step_id}",
+        "X-Execution-ID": call.execution_id,
+        "X-Step-ID": call.step_id,
+    }
+    for key, value in call.context.items():
+        if isinstance(value, str | int | float | bool) and key.replace("_", "").replace("-", "").isalnum():
+            headers[f"X-Context-{key}"] = str(value)
+    return headers
+
+
+class StepActivities:
+    """Holds the worker's one HTTP client; `call_service` serves every step type."""
+
+    def __init__(self, http: httpx.AsyncClient, policy: OutboundPolicy) -> None:
+        self._http = http
+        self._policy = policy
+
+    @activity.defn(dynamic=True)
+    async def call_service(self, args: Sequence[RawValue]) -> dict[str, Any]:
+        call = activity.payload_converter().from_payload(args[0].payload, StepCall)
+        where = f"step '{call.step_id}' ({call.service}.{call.spec.name})"
+
+        problems = violations(call.spec.input_schema, call.input)
+        if problems:
+            raise _failure(
+                f"{where} input does not match the action's input_schema: {'; '.join(problems)}",
+                "InputSchemaViolation",
+                retryable=False,
+                violations=problems,
+            )
+        body = json.dumps(call.input, separators=(",", ":")).encode()
+        limit = self._policy.payload_limit_bytes
+        if len(body) > limit:
+            raise _failure(
+                f"{where} input is {len(body)} bytes, over the payload limit of {limit} bytes",
+                "PayloadTooLarge",
+                retryable=False,
+            )
+        url = call.endpoint + (call.spec.path or f"/{call.spec.name}")
+        if not self._policy.allows(url):
+            raise _failure(
+                f"{where} endpoint {url} is not in ALLOWED_HOSTS",
+                "HostNotAllowed",
+                retryable=False,
+            )
+
+        request = self._http.build_request(
+            call.spec.method,
+            url,
+            content=None if call.spec.method == "GET" else body,
+            params={k: v for k, v in call.input.items() if isinstance(v, str | int | float)}
+            if call.spec.method == "GET"
+            else None,
+            headers={**_headers(call), "Content-Type": "application/json"},
+            timeout=call.spec.timeout,
+        )
+        task = asyncio.create_task(self._send(request, where))
+        try:
+            # Heartbeats let Temporal notice a lost worker within the heartbeat timeout
+            # instead of the action's whole timeout.
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
+                if done:
+                    break
+                activity.heartbeat()
+        finally:
+            if not task.done():
+                task.cancel()
+        status, content = task.result()
+        return self._output(call, where, status, content)
+
+    async def _send(self, request: httpx.Request, where: str) -> tuple[int, bytes]:
+        limit = self._policy.payload_limit_bytes
+        try:
+            response = await self._http.send(
+                request, stream=True, follow_redirects=self._policy.follow_redirects
+            )
+        except httpx.TimeoutException as exc:
+            raise _failure(
+                f"{where} timed out calling {request.url}: {type(exc).__name__}",
+                "ServiceTimeout",
+                retryable=True,
+            ) from exc
+        except httpx.TransportError as exc:
+            raise _failure(
+                f"{where} could not reach {request.url}: {exc or type(exc).__name__}",
+                "ServiceUnreachable",
+                retryable=True,
+            ) from exc
+        try:
+            content = bytearray()
+            async for chunk in response.aiter_bytes():
+                content.extend(chunk)
+                if len(content) > limit:
+                    raise _failure(
+                        f"{where} response is over the payload limit of {limit} bytes",
+                        "PayloadTooLarge",
+                        retryable=False,
+                    )
+        except httpx.TransportError as exc:
+            raise _failure(
+                f"{where} lost the connection reading the response: {exc}",
+                "ServiceUnreachable",
+                retryable=True,
+            ) from exc
+        finally:
+            await response.aclose()
+        status = response.status_code
+        if status >= 500 or status in RETRYABLE_STATUS:
+            raise _failure(
+                f"{where} got HTTP {status} from {request.url}: {_snippet(content)}",
+                "ServiceUnavailable" if status >= 500 else f"HTTP{status}",
+                retryable=True,
+                status_code=status,
+                retry_after=_retry_after(response),
+            )
+        if 300 <= status < 400:
+            raise _failure(
+                f"{where} got a redirect (HTTP {status}) to {response.headers.get('location')}; "
+                "register the final URL, or set FOLLOW_REDIRECTS=true",
+                "UnexpectedRedirect",
+                retryable=False,
+                status_code=status,
+            )
+        if status >= 400:
+            raise _failure(
+                f"{where} was refused with HTTP {status}: {_snippet(content)}",
+                "ServiceRejected",
+                retryable=False,
+                status_code=status,
+            )
+        return status, bytes(content)
+
+    def _output(self, call: StepCall, where: str, status: int, content: bytes) -> dict[str, Any]:
+        if not content.strip():
+            output: Any = {}
+        else:
+            try:
+                output = json.loads(content)
+            except ValueError as exc:
+                raise _failure(
+                    f"{where} answered HTTP {status} with a body that is not JSON: "
+                    f"{_snippet(content)}",
+                    "InvalidResponse",
+                    retryable=False,
+                ) from exc
+        if not isinstance(output, dict):
+            raise _failure(
+                f"{where} answered with JSON {type(output).__name__}; a step's output must be "
+                "a JSON object",
+                "InvalidResponse",
+                retryable=False,
+            )
+        problems = violations(call.spec.output_schema, output)
+        if problems:
+            raise _failure(
+                f"{where} output does not match the action's output_schema: "
+                f"{'; '.join(problems)}",
+                "OutputSchemaViolation",
+                retryable=False,
+                violations=problems,
+            )
+        return output
+
+
+def _snippet(content: bytes | bytearray, limit: int = 300) -> str:
+    text = bytes(content[:limit]).decode("utf-8", "replace")
+    return text + ("..." if len(content) > limit else "")

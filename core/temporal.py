@@ -1,0 +1,63 @@
+"""Connecting to Temporal the same way from the gateway, the worker, tests and benchmarks."""
+
+from __future__ import annotations
+
+import logging
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
+
+log = logging.getLogger(__name__)
+
+# Search attributes set on every execution, so the gateway can list a workflow's
+# executions through Temporal visibility (and people can filter in the web UI).
+WORKFLOW_ID_KEY = SearchAttributeKey.for_keyword("SiWorkflowId")
+WORKFLOW_VERSION_KEY = SearchAttributeKey.for_int("SiWorkflowVersion")
+SEARCH_ATTRIBUTES = {
+    WORKFLOW_ID_KEY.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    WORKFLOW_VERSION_KEY.name: IndexedValueType.INDEXED_VALUE_TYPE_INT,
+}
+
+
+async def connect(address: str, namespace: str, *, lazy: bool = False) -> Client:
+    """A Temporal client that converts the project's pydantic models.
+
+    Args:
+        lazy: connect on first use, so a process can start while Temporal is down.
+    """
+    return await Client.connect(
+        address, namespace=namespace, data_converter=pydantic_data_converter, lazy=lazy
+    )
+
+
+async def ensure_search_attributes(client: Client) -> None:
+    """Register the project's search attributes in the client's namespace, once.
+
+    Safe to call from every process at start-up: already registered attributes are
+    left as they are.
+    """
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    missing = {
+        name: kind
+        for name, kind in SEARCH_ATTRIBUTES.items()
+        if name not in existing.custom_attributes
+    }
+    if not missing:
+        return
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(search_attributes=missing, namespace=client.namespace)
+        )
+        log.info("registered search attributes %s", sorted(missing))
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.ALREADY_EXISTS:
+            raise

@@ -1,0 +1,1 @@
+"""Example HTTP services for the README walk-through and the tests."""

@@ -1,0 +1,3 @@
+from examples.services import main
+
+main()

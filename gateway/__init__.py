@@ -1,0 +1,1 @@
+"""The FastAPI gateway: registry, execution and health endpoints under /api."""

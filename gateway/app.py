@@ -1,0 +1,116 @@
+"""The FastAPI application. Requests go: routes/ -> registry/ (database) or executions.py (Temporal)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from core.settings import Settings, get_settings
+from core.temporal import connect, ensure_search_attributes
+from gateway import errors
+from gateway.deps import require_api_key
+from gateway.executions import ExecutionService
+from gateway.routes import executions, health, services, workflows
+from registry.db import create_engine, migrate, session_factory
+
+log = logging.getLogger("gateway")
+
+
+class BodySizeLimit:
+    """Answers 413 to a request body over `max_bytes`, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(send)
+            return
+        received = 0
+
+        async def limited() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._too_large(send)
+
+    async def _too_large(self, send: Send) -> None:
+        body = (
+            b'{"detail":"request body is over the limit of %d bytes; send less, '
+            b'or raise MAX_BODY_BYTES"}' % self.max_bytes
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the gateway; its database engine and Temporal client live in the lifespan."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.resolved_database_url)
+        await migrate(engine)
+        # Lazy: the gateway starts, and reports Temporal unhealthy, while Temporal is down.
+        client = await connect(settings.temporal_address, settings.temporal_namespace, lazy=True)
+        try:
+            await ensure_search_attributes(client)
+        except Exception as exc:  # noqa: BLE001 - the worker registers them too
+            log.warning("could not register search attributes yet: %s", exc)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessions = session_factory(engine)
+        app.state.executions = ExecutionService(client, task_queue=settings.task_queue)
+        async with httpx.AsyncClient() as http:
+            app.state.http = http
+            try:
+                yield
+            finally:
+                await engine.dispose()
+
+    app = FastAPI(
+        title="Service Integration",
+        version="0.1.0",
+        description="Register HTTP services, chain their actions into stored workflows, "
+        "and run them durably on Temporal.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    api = APIRouter(prefix="/api")
+    protected = [Depends(require_api_key)]
+    api.include_router(services.router, dependencies=protected)
+    api.include_router(workflows.router, dependencies=protected)
+    api.include_router(executions.router, dependencies=protected)
+    api.include_router(health.router)
+    app.include_router(api)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,151 @@
+"""/api/services: register, read, update and deregister services; run one action."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from gateway.deps import ExecutionsDep, HttpDep, IdempotencyKey, PageDep, SessionDep, SettingsDep
+from gateway.executions import ExecuteRequest, ExecutionPublic, execution_id_for
+from gateway.idempotency import write_once
+from gateway.routes.executing import run_and_answer
+from registry import services, workflows
+from registry.schemas import (
+    DefinitionStatus,
+    ServiceCreate,
+    ServicePublic,
+    ServicesPage,
+    ServiceUpdate,
+)
+
+router = APIRouter(prefix="/services", tags=["services"])
+
+
+@router.post(
+    "",
+    response_model=ServicePublic,
+    status_code=201,
+    responses={200: {"description": "an identical service was already registered"}},
+)
+async def register_service(
+    body: ServiceCreate, session: SessionDep, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    """Register a service. Registering an identical definition again returns the stored one."""
+
+    async def write() -> tuple[int, Any]:
+        row, created = await services.register(session, body)
+        return (201 if created else 200), jsonable_encoder(services.to_public(row))
+
+    status_code, content = await write_once(
+        session, idempotency_key, scope="POST /api/services", body=body, write=write
+    )
+    return JSONResponse(content, status_code=status_code)
+
+
+@router.get("", response_model=ServicesPage)
+async def list_services(
+    session: SessionDep, paging: PageDep, status: DefinitionStatus | None = None
+) -> ServicesPage:
+    rows, total = await services.list_page(
+        session, status=status, page=paging.page, per_page=paging.per_page
+    )
+    return ServicesPage.of(
+        [services.to_public(r) for r in rows],
+        total=total,
+        page=paging.page,
+        per_page=paging.per_page,
+    )
+
+
+@router.get("/{service_id}", response_model=ServicePublic)
+async def get_service(service_id: str, session: SessionDep) -> ServicePublic:
+    return services.to_public(await services.get_row(session, service_id))
+
+
+@router.patch("/{service_id}", response_model=ServicePublic)
+async def update_service(service_id: str, body: ServiceUpdate, session: SessionDep) -> ServicePublic:
+    """Update the fields sent. Running executions keep the definition they started with."""
+    row = await services.update(session, service_id, body)
+    public = services.to_public(row)
+    await session.commit()
+    return public
+
+
+@router.delete("/{service_id}", response_model=ServicePublic)
+async def deregister_service(
+    service_id: str,
+    session: SessionDep,
+    force: Annotated[
+        bool, Query(description="deregister even if active workflows use the service")
+    ] = False,
+) -> ServicePublic:
+    """Deregister a service; refused with 409 while an ACTIVE workflow uses it."""
+    row = await services.deregister(session, service_id, force=force)
+    public = services.to_public(row)
+    await session.commit()
+    return public
+
+
+@router.post(
+    "/{service_id}/actions/{action}/execute",
+    response_model=ExecutionPublic,
+    responses={202: {"description": "still running when the timeout ran out"}},
+)
+async def execute_service_action(
+    service_id: str,
+    action: str,
+    body: ExecuteRequest,
+    session: SessionDep,
+    executions: ExecutionsDep,
+    settings: SettingsDep,
+    response: Response,
+    timeout: Annotated[
+        float | None, Query(gt=0, le=3600, description="seconds to wait for the end")
+    ] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> ExecutionPublic:
+    """Run one action as a one-step execution, with the action's retries, and wait for it."""
+    definition = await workflows.pin_action(session, service_id, action)
+    await session.close()
+    execution_id = execution_id_for(f"action:{service_id}:{action}", idempotency_key)
+    return await run_and_answer(
+        executions,
+        definition,
+        body,
+        execution_id=execution_id,
+        timeout=timeout or settings.default_execute_timeout,
+        response=response,
+    )
+
+
+@router.get("/{service_id}/health")
+async def get_service_health(service_id: str, session: SessionDep, http: HttpDep) -> dict[str, Any]:
+    """Probe the service's health URL (GET {endpoint}{health_path}) with a short timeout."""
+    row = await services.get_row(session, service_id)
+    await session.close()
+    url = row.endpoint + row.health_path
+    started = time.perf_counter()
+    status, error, code = "unhealthy", None, None
+    try:
+        answer = await http.get(url, timeout=2.0)
+        code = answer.status_code
+        if answer.is_success:
+            status = "healthy"
+        else:
+            error = f"HTTP {answer.status_code}"
+    except Exception as exc:  # noqa: BLE001 - any failure to answer is the finding
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return {
+        "service_id": row.id,
+        "name": row.name,
+        "registry_status": row.status,
+        "status": status,
+        "url": url,
+        "status_code": code,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        "last_error": error,
+    }

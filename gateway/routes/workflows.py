@@ -1,0 +1,165 @@
+"""/api/workflows: stored workflows, their versions, and their executions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from gateway.deps import ExecutionsDep, IdempotencyKey, PageDep, SessionDep, SettingsDep
+from gateway.executions import (
+    ExecuteRequest,
+    ExecutionPublic,
+    ExecutionsPage,
+    ExecutionStarted,
+    ExecutionStatus,
+    execution_id_for,
+)
+from gateway.idempotency import write_once
+from gateway.routes.executing import run_and_answer
+from registry import workflows
+from registry.schemas import (
+    DefinitionStatus,
+    WorkflowCreate,
+    WorkflowPublic,
+    WorkflowsPage,
+    WorkflowUpdate,
+)
+
+router = APIRouter(prefix="/workflows", tags=["workflows"])
+
+
+@router.post(
+    "",
+    response_model=WorkflowPublic,
+    status_code=201,
+    responses={200: {"description": "an identical workflow was already stored"}},
+)
+async def create_workflow(
+    body: WorkflowCreate, session: SessionDep, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    """Store a workflow at version 1 after checking its steps against the registry."""
+
+    async def write() -> tuple[int, Any]:
+        row, created = await workflows.create(session, body)
+        return (201 if created else 200), jsonable_encoder(workflows.to_public(row))
+
+    status_code, content = await write_once(
+        session, idempotency_key, scope="POST /api/workflows", body=body, write=write
+    )
+    return JSONResponse(content, status_code=status_code)
+
+
+@router.get("", response_model=WorkflowsPage)
+async def list_workflows(
+    session: SessionDep, paging: PageDep, status: DefinitionStatus | None = None
+) -> WorkflowsPage:
+    rows, total = await workflows.list_page(
+        session, status=status, page=paging.page, per_page=paging.per_page
+    )
+    return WorkflowsPage.of(
+        [workflows.to_public(r) for r in rows],
+        total=total,
+        page=paging.page,
+        per_page=paging.per_page,
+    )
+
+
+@router.get("/{workflow_id}", response_model=WorkflowPublic)
+async def get_workflow(
+    workflow_id: str,
+    session: SessionDep,
+    version: Annotated[int | None, Query(ge=1, description="an earlier version")] = None,
+) -> WorkflowPublic:
+    if version is not None:
+        return await workflows.get_version(session, workflow_id, version)
+    return workflows.to_public(await workflows.get_row(session, workflow_id))
+
+
+@router.patch("/{workflow_id}", response_model=WorkflowPublic)
+async def update_workflow(
+    workflow_id: str, body: WorkflowUpdate, session: SessionDep
+) -> WorkflowPublic:
+    """Update the fields sent; new steps make a new version. Running executions keep theirs."""
+    row = await workflows.update(session, workflow_id, body)
+    public = workflows.to_public(row)
+    await session.commit()
+    return public
+
+
+@router.delete("/{workflow_id}", response_model=WorkflowPublic)
+async def delete_workflow(workflow_id: str, session: SessionDep) -> WorkflowPublic:
+    """Delete a workflow and its versions. Running executions finish on their pinned copy."""
+    row = await workflows.delete(session, workflow_id)
+    public = workflows.to_public(row)
+    await session.commit()
+    return public
+
+
+@router.post(
+    "/{workflow_id}/execute",
+    response_model=ExecutionPublic,
+    responses={202: {"description": "still running when the timeout ran out"}},
+)
+async def execute_workflow(
+    workflow_id: str,
+    body: ExecuteRequest,
+    session: SessionDep,
+    executions: ExecutionsDep,
+    settings: SettingsDep,
+    response: Response,
+    timeout: Annotated[
+        float | None, Query(gt=0, le=3600, description="seconds to wait for the end")
+    ] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> ExecutionPublic:
+    """Start an execution and wait for its end: 200 with the record, or 202 if still running."""
+    definition = await workflows.pin(session, await workflows.get_row(session, workflow_id))
+    await session.close()
+    return await run_and_answer(
+        executions,
+        definition,
+        body,
+        execution_id=execution_id_for(f"workflow:{workflow_id}", idempotency_key),
+        timeout=timeout or settings.default_execute_timeout,
+        response=response,
+    )
+
+
+@router.post("/{workflow_id}/executions", response_model=ExecutionStarted, status_code=202)
+async def start_workflow_execution(
+    workflow_id: str,
+    body: ExecuteRequest,
+    session: SessionDep,
+    executions: ExecutionsDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> ExecutionStarted:
+    """Start an execution without waiting; follow it at status_url."""
+    definition = await workflows.pin(session, await workflows.get_row(session, workflow_id))
+    await session.close()
+    execution_id = execution_id_for(f"workflow:{workflow_id}", idempotency_key)
+    handle = await executions.start(definition, body, execution_id=execution_id)
+    status_url = f"/api/executions/{execution_id}"
+    response.headers["Location"] = status_url
+    return ExecutionStarted(
+        execution_id=execution_id, run_id=handle.result_run_id or "", status_url=status_url
+    )
+
+
+@router.get("/{workflow_id}/executions", response_model=ExecutionsPage)
+async def list_workflow_executions(
+    workflow_id: str,
+    session: SessionDep,
+    executions: ExecutionsDep,
+    paging: PageDep,
+    status: ExecutionStatus | None = None,
+) -> ExecutionsPage:
+    """A workflow's executions, newest first, read from Temporal visibility."""
+    await workflows.get_row(session, workflow_id)
+    await session.close()
+    return await executions.list(
+        workflow_id=workflow_id, status=status, page=paging.page, per_page=paging.per_page
+    )

@@ -1,0 +1,1 @@
+"""The registry: services and stored workflows, kept with SQLAlchemy (SQLite or PostgreSQL)."""

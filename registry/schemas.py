@@ -1,0 +1,137 @@
+"""Request and response schemas of the registry's resources (one family per resource)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+
+from definitions.models import (
+    MAX_ACTIONS,
+    MAX_STEPS,
+    SERVICE_NAME_PATTERN,
+    WORKFLOW_NAME_PATTERN,
+    ActionSpec,
+    StepSpec,
+)
+
+T = TypeVar("T")
+
+MAX_METADATA_KEYS = 100
+
+
+class DefinitionStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _endpoint(value: AnyHttpUrl | str | None) -> str | None:
+    return None if value is None else str(value).rstrip("/")
+
+
+def _health_path(value: str | None) -> str | None:
+    if value is not None and not value.startswith("/"):
+        raise ValueError("health_path must start with '/', e.g. '/health'")
+    return value
+
+
+class ServiceCreate(_Strict):
+    name: str = Field(pattern=SERVICE_NAME_PATTERN, examples=["text-extraction"])
+    description: str = Field(default="", max_length=2000)
+    endpoint: AnyHttpUrl = Field(examples=["http://text-extraction-service:8000/api"])
+    actions: list[ActionSpec] = Field(min_length=1, max_length=MAX_ACTIONS)
+    metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
+    status: DefinitionStatus = DefinitionStatus.ACTIVE
+    health_path: str = Field(default="/health", max_length=500)
+
+    _check_health_path = field_validator("health_path")(_health_path)
+
+
+class ServiceUpdate(_Strict):
+    name: str | None = Field(default=None, pattern=SERVICE_NAME_PATTERN)
+    description: str | None = Field(default=None, max_length=2000)
+    endpoint: AnyHttpUrl | None = None
+    actions: list[ActionSpec] | None = Field(default=None, min_length=1, max_length=MAX_ACTIONS)
+    metadata: dict[str, Any] | None = Field(default=None, max_length=MAX_METADATA_KEYS)
+    status: DefinitionStatus | None = None
+    health_path: str | None = Field(default=None, max_length=500)
+
+    _check_health_path = field_validator("health_path")(_health_path)
+
+
+class ServicePublic(BaseModel):
+    id: str
+    name: str
+    description: str
+    endpoint: str
+    actions: list[ActionSpec]
+    metadata: dict[str, Any]
+    status: DefinitionStatus
+    health_path: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorkflowCreate(_Strict):
+    name: str = Field(pattern=WORKFLOW_NAME_PATTERN, examples=["document-sentiment"])
+    description: str = Field(default="", max_length=2000)
+    steps: list[StepSpec] = Field(min_length=1, max_length=MAX_STEPS)
+    metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
+    status: DefinitionStatus = DefinitionStatus.ACTIVE
+
+
+class WorkflowUpdate(_Strict):
+    name: str | None = Field(default=None, pattern=WORKFLOW_NAME_PATTERN)
+    description: str | None = Field(default=None, max_length=2000)
+    steps: list[StepSpec] | None = Field(default=None, min_length=1, max_length=MAX_STEPS)
+    metadata: dict[str, Any] | None = Field(default=None, max_length=MAX_METADATA_KEYS)
+    status: DefinitionStatus | None = None
+
+
+class WorkflowPublic(BaseModel):
+    id: str
+    name: str
+    description: str
+    steps: list[StepSpec]
+    metadata: dict[str, Any]
+    status: DefinitionStatus
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+
+    @classmethod
+    def of(cls, items: list[T], *, total: int, page: int, per_page: int) -> Page[T]:
+        return cls(
+            items=items,
+            total=total,
+            page=page,
+            per_page=per_page,
+            pages=(total + per_page - 1) // per_page,
+        )
+
+
+class ServicesPage(Page[ServicePublic]):
+    pass
+
+
+class WorkflowsPage(Page[WorkflowPublic]):
+    pass
+
+
+def endpoint_text(value: AnyHttpUrl | str | None) -> str | None:
+    """The endpoint as stored: the URL without a trailing slash."""
+    return _endpoint(value)

@@ -1,0 +1,326 @@
+"""Registry operations on stored workflows, and pinning a definition for an execution."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from definitions.graph import step_order
+from definitions.models import ActionSpec, PinnedDefinition, PinnedStep, StepSpec
+from registry import services
+from registry.errors import ConflictError, InvalidDefinitionError, NotFoundError, NotRunnableError
+from registry.schemas import DefinitionStatus, WorkflowCreate, WorkflowPublic, WorkflowUpdate
+from registry.tables import ServiceRow, WorkflowRow, WorkflowVersionRow, utcnow
+from registry.validation import validate_steps
+
+RESOURCE = "workflow"
+
+
+def to_public(row: WorkflowRow | WorkflowVersionRow, *, of: WorkflowRow | None = None) -> WorkflowPublic:
+    """The public form of a workflow, or of one of its versions (`of` is its workflow)."""
+    if isinstance(row, WorkflowVersionRow):
+        assert of is not None
+        return WorkflowPublic(
+            id=of.id,
+            name=row.name,
+            description=row.description,
+            steps=[StepSpec.model_validate(s) for s in row.steps],
+            metadata=row.metadata_,
+            status=DefinitionStatus(of.status),
+            version=row.version,
+            created_at=of.created_at,
+            updated_at=row.created_at,
+        )
+    return WorkflowPublic(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        steps=[StepSpec.model_validate(s) for s in row.steps],
+        metadata=row.metadata_,
+        status=DefinitionStatus(row.status),
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _dump_steps(steps: list[StepSpec]) -> list[dict[str, Any]]:
+    return [s.model_dump(mode="json") for s in steps]
+
+
+async def _services_named(session: AsyncSession, names: set[str]) -> dict[str, ServiceRow]:
+    rows = (await session.execute(select(ServiceRow).where(ServiceRow.name.in_(names)))).scalars()
+    return {row.name: row for row in rows}
+
+
+async def _check_steps(session: AsyncSession, steps: list[StepSpec], name: str) -> None:
+    rows = await _services_named(session, {s.service for s in steps})
+    actions = {n: [ActionSpec.model_validate(a) for a in r.actions] for n, r in rows.items()}
+    problems = validate_steps(steps, actions, workflow_name=name)
+    if problems:
+        raise InvalidDefinitionError(problems)
+
+
+async def get_row(session: AsyncSession, workflow_id: str) -> WorkflowRow:
+    row = await session.get(WorkflowRow, workflow_id)
+    if row is None:
+        raise NotFoundError(RESOURCE, workflow_id, hint="list workflows with GET /api/workflows")
+    return row
+
+
+async def get_version(session: AsyncSession, workflow_id: str, version: int) -> WorkflowPublic:
+    row = await get_row(session, workflow_id)
+    if version == row.version:
+        return to_public(row)
+    stored = await session.get(WorkflowVersionRow, (workflow_id, version))
+    if stored is None:
+        raise NotFoundError(
+            "workflow version",
+            f"{workflow_id}@{version}",
+            hint=f"versions 1 to {row.version} exist",
+        )
+    return to_public(stored, of=row)
+
+
+async def get_by_name(session: AsyncSession, name: str) -> WorkflowRow | None:
+    return (await session.execute(select(WorkflowRow).where(WorkflowRow.name == name))).scalar()
+
+
+def _same_definition(row: WorkflowRow, body: WorkflowCreate) -> bool:
+    return (
+        row.description == body.description
+        and row.steps == _dump_steps(body.steps)
+        and row.metadata_ == body.metadata
+        and row.status == body.status.value
+    )
+
+
+def _name_taken(existing: WorkflowRow) -> ConflictError:
+    return ConflictError(
+        f"workflow name '{existing.name}' is already used by workflow '{existing.id}' with a "
+        f"different definition; to change it, send PATCH /api/workflows/{existing.id}",
+        resource_type=RESOURCE,
+        resource_id=existing.id,
+    )
+
+
+def _version_row(row: WorkflowRow) -> WorkflowVersionRow:
+    return WorkflowVersionRow(
+        workflow_id=row.id,
+        version=row.version,
+        name=row.name,
+        description=row.description,
+        steps=row.steps,
+        metadata_=row.metadata_,
+        created_at=row.updated_at,
+    )
+
+
+async def create(session: AsyncSession, body: WorkflowCreate) -> tuple[WorkflowRow, bool]:
+    """Store a new workflow at version 1, or return the stored one if it is identical."""
+    existing = await get_by_name(session, body.name)
+    if existing is not None:
+        if _same_definition(existing, body):
+            return existing, False
+        raise _name_taken(existing)
+    await _check_steps(session, body.steps, body.name)
+    now = utcnow()
+    row = WorkflowRow(
+        id=str(uuid.uuid4()),
+        name=body.name,
+        description=body.description,
+        steps=_dump_steps(body.steps),
+        metadata_=body.metadata,
+        status=body.status.value,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        existing = await get_by_name(session, body.name)
+        if existing is not None and _same_definition(existing, body):
+            return existing, False
+        if existing is not None:
+            raise _name_taken(existing) from None
+        raise
+    session.add(_version_row(row))
+    await session.flush()
+    return row, True
+
+
+async def update(session: AsyncSession, workflow_id: str, body: WorkflowUpdate) -> WorkflowRow:
+    """Apply the fields that are set; a change of steps makes a new version."""
+    row = await get_row(session, workflow_id)
+    if body.name is not None and body.name != row.name:
+        other = await get_by_name(session, body.name)
+        if other is not None:
+            raise ConflictError(
+                f"workflow name '{body.name}' is taken by workflow '{other.id}'; pick another",
+                resource_type=RESOURCE,
+                resource_id=other.id,
+            )
+    name = body.name or row.name
+    new_version = False
+    if body.steps is not None:
+        await _check_steps(session, body.steps, name)
+        steps = _dump_steps(body.steps)
+        new_version = steps != row.steps
+        row.steps = steps
+    row.name = name
+    if body.description is not None:
+        row.description = body.description
+    if body.metadata is not None:
+        row.metadata_ = body.metadata
+    if body.status is not None:
+        row.status = body.status.value
+    row.updated_at = utcnow()
+    if new_version:
+        row.version += 1
+        session.add(_version_row(row))
+    else:
+        # The current version's copy follows renames and descriptions.
+        stored = await session.get(WorkflowVersionRow, (row.id, row.version))
+        if stored is not None:
+            stored.name, stored.description, stored.metadata_ = (
+                row.name,
+                row.description,
+                row.metadata_,
+            )
+    await session.flush()
+    return row
+
+
+async def delete(session: AsyncSession, workflow_id: str) -> WorkflowRow:
+    row = await get_row(session, workflow_id)
+    for version in (
+        await session.execute(
+            select(WorkflowVersionRow).where(WorkflowVersionRow.workflow_id == workflow_id)
+        )
+    ).scalars():
+        await session.delete(version)
+    await session.delete(row)
+    await session.flush()
+    return row
+
+
+async def list_page(
+    session: AsyncSession, *, status: DefinitionStatus | None, page: int, per_page: int
+) -> tuple[list[WorkflowRow], int]:
+    query = select(WorkflowRow)
+    count = select(func.count()).select_from(WorkflowRow)
+    if status is not None:
+        query = query.where(WorkflowRow.status == status.value)
+        count = count.where(WorkflowRow.status == status.value)
+    total = (await session.execute(count)).scalar_one()
+    rows = (
+        await session.execute(
+            query.order_by(WorkflowRow.created_at, WorkflowRow.id)
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
+    ).scalars()
+    return list(rows), total
+
+
+def _runnable_service(row: ServiceRow | None, name: str, where: str) -> ServiceRow:
+    if row is None:
+        raise NotRunnableError(
+            f"{where} uses service '{name}', which is not registered (deregistered?); "
+            "register it again or change the workflow's steps",
+            resource_type="service",
+            resource_id=name,
+        )
+    if row.status != DefinitionStatus.ACTIVE.value:
+        raise NotRunnableError(
+            f"{where} uses service '{name}', which is INACTIVE; set it ACTIVE "
+            f"(PATCH /api/services/{row.id}) to run it",
+            resource_type="service",
+            resource_id=row.id,
+        )
+    return row
+
+
+def _pinned_step(step: StepSpec, service: ServiceRow, where: str) -> PinnedStep:
+    for action in service.actions:
+        if action["name"] == step.action:
+            return PinnedStep(
+                id=step.id,
+                service=step.service,
+                action=step.action,
+                next=step.next,
+                endpoint=service.endpoint,
+                spec=ActionSpec.model_validate(action),
+            )
+    raise NotRunnableError(
+        f"{where} uses action '{step.action}', which service '{service.name}' no longer has",
+        resource_type="service",
+        resource_id=service.id,
+    )
+
+
+async def pin(session: AsyncSession, row: WorkflowRow) -> PinnedDefinition:
+    """Copy everything an execution of `row` needs, at its current version.
+
+    Raises:
+        NotRunnableError: the workflow is INACTIVE, or a step's service is INACTIVE or gone.
+    """
+    if row.status != DefinitionStatus.ACTIVE.value:
+        raise NotRunnableError(
+            f"workflow '{row.name}' is INACTIVE; set it ACTIVE (PATCH /api/workflows/{row.id}) "
+            "to run it",
+            resource_type=RESOURCE,
+            resource_id=row.id,
+        )
+    steps = [StepSpec.model_validate(s) for s in row.steps]
+    rows = await _services_named(session, {s.service for s in steps})
+    where = f"workflow '{row.name}'"
+    pinned = [
+        _pinned_step(s, _runnable_service(rows.get(s.service), s.service, where), where)
+        for s in steps
+    ]
+    return PinnedDefinition(
+        kind="workflow",
+        workflow_id=row.id,
+        name=row.name,
+        version=row.version,
+        entry=step_order(steps)[0],
+        steps=pinned,
+    )
+
+
+async def pin_by_name(session: AsyncSession, name: str) -> PinnedDefinition:
+    row = await get_by_name(session, name)
+    if row is None:
+        raise NotFoundError(RESOURCE, name, hint="no stored workflow has this name")
+    return await pin(session, row)
+
+
+async def pin_action(session: AsyncSession, service_id: str, action: str) -> PinnedDefinition:
+    """A one-step definition that runs `action` of a service."""
+    service = await services.get_row(session, service_id)
+    where = f"action '{action}' of service '{service.name}'"
+    _runnable_service(service, service.name, where)
+    if action not in [a["name"] for a in service.actions]:
+        raise NotFoundError(
+            "action",
+            action,
+            hint=f"service '{service.name}' has actions "
+            f"{', '.join(a['name'] for a in service.actions)}",
+        )
+    step = StepSpec(id=action, service=service.name, action=action, next=None)
+    return PinnedDefinition(
+        kind="action",
+        workflow_id=None,
+        name=f"{service.name}.{action}",
+        version=None,
+        entry=step.id,
+        steps=[_pinned_step(step, service, where)],
+    )

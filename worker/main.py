@@ -1,0 +1,93 @@
+"""Run a worker: `python -m worker` or `service-integration worker`.
+
+SIGTERM and SIGINT stop polling, let in-flight activities finish within
+WORKER_GRACEFUL_SHUTDOWN_SECONDS, then exit; activities still running after that are
+cancelled and Temporal retries them on another worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+import httpx
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.definitions import DefinitionActivities
+from activities.http_step import OutboundPolicy, StepActivities
+from core.settings import Settings, get_settings
+from core.temporal import connect, ensure_search_attributes
+from registry.db import open_database, session_factory
+from workflows.dynamic import StoredWorkflow
+
+log = logging.getLogger("worker")
+
+# Modules the sandbox shares with the worker instead of re-importing them for every
+# workflow run: pure models and functions, no I/O.
+PASSTHROUGH_MODULES = ("definitions", "workflows.dataflow", "core.temporal", "pydantic", "pydantic_core")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    )
+
+
+async def run_worker(settings: Settings, *, stop: asyncio.Event) -> None:
+    """Poll the task queue until `stop` is set, then shut down gracefully."""
+    client = await connect(settings.temporal_address, settings.temporal_namespace)
+    await ensure_search_attributes(client)
+    limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
+    async with (
+        open_database(settings.resolved_database_url) as engine,
+        httpx.AsyncClient(limits=limits) as http,
+    ):
+        steps = StepActivities(
+            http,
+            OutboundPolicy(
+                allowed_hosts=settings.allowed_hosts,
+                payload_limit_bytes=settings.payload_limit_bytes,
+                follow_redirects=settings.follow_redirects,
+            ),
+        )
+        definitions = DefinitionActivities(session_factory(engine))
+        worker = Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=[StoredWorkflow],
+            activities=[steps.call_service, definitions.load_definition],
+            workflow_runner=workflow_runner(),
+            max_concurrent_activities=settings.worker_max_concurrent_activities,
+            max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+            graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+        )
+        async with worker:
+            log.info(
+                "worker polling task queue %r on %s (namespace %s)",
+                settings.task_queue,
+                settings.temporal_address,
+                settings.temporal_namespace,
+            )
+            await stop.wait()
+            log.info("worker shutting down; in-flight activities may finish")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = get_settings()
+
+    async def _run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop=stop)
+
+    asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Temporal workflow code. Deterministic: no I/O, no clock, no database."""
