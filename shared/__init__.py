@@ -1,0 +1,1 @@
+"""Code shared by the applications of the project (clients, errors, policies)."""

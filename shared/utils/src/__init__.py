@@ -1,0 +1,1 @@
+"""Shared utilities: the Service Integration client, its errors and its resilience policies."""

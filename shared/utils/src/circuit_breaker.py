@@ -1,0 +1,196 @@
+"""A circuit breaker: stop calling a service that keeps failing, and try again later.
+
+    CLOSED ──(failure_threshold consecutive failures)──> OPEN
+    OPEN ──(recovery_timeout elapsed)──> HALF_OPEN      (one trial call is let through)
+    HALF_OPEN ──(trial succeeds)──> CLOSED
+    HALF_OPEN ──(trial fails)──> OPEN                    (for another recovery_timeout)
+
+While OPEN, and while a trial is in flight in HALF_OPEN, calls fail at once with
+`CircuitOpenError` and the wrapped function is not called, so nothing touches
+the network.
+
+Only failures that `is_failure` accepts count: by default `ServiceUnavailableError`
+(but not `CircuitOpenError`). Any other outcome, a 4xx error included, proves the
+service is answering and counts as a success. There is no global registry of
+breakers: whoever calls a service owns the breaker for it (the Service
+Integration client holds one for its base URL). The clock is injectable.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import TypeVar
+
+from shared.utils.src.exceptions import CircuitOpenError, ServiceUnavailableError
+
+__all__ = ["CircuitBreaker", "CircuitState", "is_unavailability"]
+
+T = TypeVar("T")
+
+
+class CircuitState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+def is_unavailability(error: BaseException) -> bool:
+    """True for errors that say the service is down (not for a breaker that is open)."""
+    return isinstance(error, ServiceUnavailableError) and not isinstance(error, CircuitOpenError)
+
+
+class CircuitBreaker:
+    """Closed, open or half-open; thread-safe; usable from sync and async code.
+
+    Args:
+        name: The protected service, as named in `CircuitOpenError.service_name`.
+        failure_threshold: Consecutive failures that open the circuit.
+        recovery_timeout: Seconds the circuit stays open before a trial call.
+        clock: Monotonic seconds; `time.monotonic` by default.
+        is_failure: Which errors count as failures.
+    """
+
+    def __init__(
+        self,
+        name: str = "service-integration",
+        *,
+        failure_threshold: int = 5,
+        recovery_timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        is_failure: Callable[[BaseException], bool] = is_unavailability,
+    ) -> None:
+        if failure_threshold < 1:
+            raise ValueError(f"failure_threshold must be 1 or more, not {failure_threshold}")
+        if recovery_timeout < 0:
+            raise ValueError(f"recovery_timeout must be 0 or more, not {recovery_timeout}")
+        self.name = name
+        self.failure_threshold = failure_threshold
+        self.recovery_timeout = recovery_timeout
+        self._clock = clock
+        self._is_failure = is_failure
+        self._lock = threading.Lock()
+        self._state = CircuitState.CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._trial_in_flight = False
+
+    @property
+    def state(self) -> CircuitState:
+        """The state a call made now would meet (OPEN turns HALF_OPEN once the timeout ran)."""
+        with self._lock:
+            if self._state is CircuitState.OPEN and self._recovered():
+                return CircuitState.HALF_OPEN
+            return self._state
+
+    @property
+    def failure_count(self) -> int:
+        """Consecutive failures counted since the last success."""
+        return self._failures
+
+    def before_call(self) -> None:
+        """Let a call through, or refuse it.
+
+        Raises:
+            CircuitOpenError: the circuit is open, or half-open with its trial in flight.
+        """
+        with self._lock:
+            if self._state is CircuitState.OPEN and self._recovered():
+                self._state = CircuitState.HALF_OPEN
+                self._trial_in_flight = False
+            if self._state is CircuitState.CLOSED:
+                return
+            if self._state is CircuitState.HALF_OPEN and not self._trial_in_flight:
+                self._trial_in_flight = True
+                return
+            raise self._open_error()
+
+    def record_success(self) -> None:
+        """The call got an answer: close the circuit and forget past failures."""
+        with self._lock:
+            self._state = CircuitState.CLOSED
+            self._failures = 0
+            self._trial_in_flight = False
+
+    def record_failure(self) -> None:
+        """The service was unavailable: count it, and open the circuit at the threshold."""
+        with self._lock:
+            self._failures += 1
+            if self._state is CircuitState.HALF_OPEN or self._failures >= self.failure_threshold:
+                self._state = CircuitState.OPEN
+                self._opened_at = self._clock()
+            self._trial_in_flight = False
+
+    def record_outcome(self, error: BaseException | None) -> None:
+        """Record a call that ended with `error` (None for a result)."""
+        if error is None or not self._is_failure(error):
+            self.record_success()
+        else:
+            self.record_failure()
+
+    def release(self) -> None:
+        """The call ended without telling anything (e.g. it was cancelled)."""
+        with self._lock:
+            self._trial_in_flight = False
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Call `fn` through the breaker.
+
+        Raises:
+            CircuitOpenError: the circuit is open; `fn` was not called.
+        """
+        self.before_call()
+        try:
+            result = fn()
+        except Exception as exc:
+            self.record_outcome(exc)
+            raise
+        except BaseException:
+            self.release()
+            raise
+        self.record_success()
+        return result
+
+    async def call_async(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Await `fn()` through the breaker.
+
+        Raises:
+            CircuitOpenError: the circuit is open; `fn` was not called.
+        """
+        self.before_call()
+        try:
+            result = await fn()
+        except Exception as exc:
+            self.record_outcome(exc)
+            raise
+        except BaseException:  # cancelled: says nothing about the service
+            self.release()
+            raise
+        self.record_success()
+        return result
+
+    def reset(self) -> None:
+        """Close the circuit and forget every failure."""
+        self.record_success()
+
+    def _recovered(self) -> bool:
+        return self._clock() - self._opened_at >= self.recovery_timeout
+
+    def _open_error(self) -> CircuitOpenError:
+        remaining = max(0.0, self.recovery_timeout - (self._clock() - self._opened_at))
+        if self._state is CircuitState.HALF_OPEN:
+            detail = "half-open with a trial call in flight"
+            remaining = 0.0
+        else:
+            detail = (
+                f"open after {self._failures} consecutive failures; "
+                f"a trial call is let through in {remaining:.1f} s"
+            )
+        return CircuitOpenError(
+            self.name,
+            f"circuit breaker for {self.name} is {detail}; the call was not sent. "
+            "Check that the service is up (its /health endpoint)",
+            retry_after=remaining,
+        )
