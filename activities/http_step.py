@@ -81,9 +81,7 @@ def _retry_after(response: httpx.Response) -> timedelta | None:
     return timedelta(seconds=min(max(seconds, 0.0), MAX_RETRY_AFTER))
 
 
-def _failure(
-    message: str, error_type: str, *, retryable: bool, **details: Any
-) -> ApplicationError:
+def _failure(message: str, error_type: str, *, retryable: bool, **details: Any) -> ApplicationError:
     details["attempt"] = activity.info().attempt
     return ApplicationError(
         message,
@@ -102,7 +100,10 @@ def _headers(call: StepCall) -> dict[str, str]:
         "X-Step-ID": call.step_id,
     }
     for key, value in call.context.items():
-        if isinstance(value, str | int | float | bool) and key.replace("_", "").replace("-", "").isalnum():
+        if (
+            isinstance(value, str | int | float | bool)
+            and key.replace("_", "").replace("-", "").isalnum()
+        ):
             headers[f"X-Context-{key}"] = str(value)
     return headers
 
@@ -253,8 +254,7 @@ class StepActivities:
         problems = violations(call.spec.output_schema, output)
         if problems:
             raise _failure(
-                f"{where} output does not match the action's output_schema: "
-                f"{'; '.join(problems)}",
+                f"{where} output does not match the action's output_schema: {'; '.join(problems)}",
                 "OutputSchemaViolation",
                 retryable=False,
                 violations=problems,

@@ -1,10 +1,10 @@
 """`service-integration`: run the whole stack, or one part of it.
 
-    service-integration dev        Temporal dev server + worker + gateway + example services
-    service-integration worker     a worker against TEMPORAL_ADDRESS
-    service-integration gateway    the gateway on GATEWAY_PORT (8005)
-    service-integration examples   the example services on 8006
-    service-integration migrate    apply the registry's migrations to DATABASE_URL
+service-integration dev        Temporal dev server + worker + gateway + example services
+service-integration worker     a worker against TEMPORAL_ADDRESS
+service-integration gateway    the gateway on GATEWAY_PORT (8005)
+service-integration examples   the example services on 8006
+service-integration migrate    apply the registry's migrations to DATABASE_URL
 """
 
 from __future__ import annotations
@@ -95,8 +95,11 @@ async def _migrate() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="service-integration", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="service-integration",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     dev = commands.add_parser("dev", help="run the whole stack on this machine")
     dev.add_argument("--ui-port", type=int, default=8233, help="Temporal web UI port")

@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     environment: str = Field(default="local", description="local, test or production")
-    data_dir: Path = Field(default=Path("data"), description="where the embedded defaults keep state")
+    data_dir: Path = Field(
+        default=Path("data"), description="where the embedded defaults keep state"
+    )
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"

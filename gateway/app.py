@@ -1,4 +1,8 @@
-"""The FastAPI application. Requests go: routes/ -> registry/ (database) or executions.py (Temporal)."""
+"""The FastAPI application.
+
+A request goes to gateway/routes/, then to registry/ (the database) or to
+gateway/executions.py (Temporal).
+"""
 
 from __future__ import annotations
 

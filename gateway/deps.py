@@ -73,6 +73,6 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         max_length=255,
-        description="repeat a write with the same key to get the first answer instead of a duplicate",
+        description="repeat a write with the same key to get its first answer, not a duplicate",
     ),
 ]

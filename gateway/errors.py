@@ -47,14 +47,22 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ConflictError)
     async def _conflict(_: Request, exc: ConflictError) -> JSONResponse:
         return JSONResponse(
-            {"detail": str(exc), "resource_type": exc.resource_type, "resource_id": exc.resource_id},
+            {
+                "detail": str(exc),
+                "resource_type": exc.resource_type,
+                "resource_id": exc.resource_id,
+            },
             status_code=409,
         )
 
     @app.exception_handler(NotRunnableError)
     async def _not_runnable(_: Request, exc: NotRunnableError) -> JSONResponse:
         return JSONResponse(
-            {"detail": str(exc), "resource_type": exc.resource_type, "resource_id": exc.resource_id},
+            {
+                "detail": str(exc),
+                "resource_type": exc.resource_type,
+                "resource_id": exc.resource_id,
+            },
             status_code=409,
         )
 
@@ -65,7 +73,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(IdempotencyKeyReusedError)
     async def _key_reused(_: Request, exc: IdempotencyKeyReusedError) -> JSONResponse:
         return JSONResponse(
-            {"detail": [{"loc": ["header", "Idempotency-Key"], "msg": str(exc), "type": "value_error"}]},
+            {
+                "detail": [
+                    {"loc": ["header", "Idempotency-Key"], "msg": str(exc), "type": "value_error"}
+                ]
+            },
             status_code=422,
         )
 

@@ -27,6 +27,7 @@ from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -80,7 +81,9 @@ class StepState(BaseModel):
     id: str
     service: str
     action: str
-    status: str = Field(description="PENDING, RUNNING, RETRYING, COMPLETED, FAILED, TIMED_OUT, CANCELED")
+    status: str = Field(
+        description="PENDING, RUNNING, RETRYING, COMPLETED, FAILED, TIMED_OUT, CANCELED"
+    )
     attempts: int = 0
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -202,6 +205,7 @@ class ExecutionService:
                 },
                 search_attributes=TypedSearchAttributes(attributes),
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
         except WorkflowAlreadyStartedError:
             # The key was used before and that execution has closed: answer with it.
@@ -211,7 +215,7 @@ class ExecutionService:
         """Wait up to `timeout` seconds for the execution to close; True if it did."""
         try:
             await asyncio.wait_for(handle.result(follow_runs=False), timeout=timeout)
-        except (WorkflowFailureError, asyncio.TimeoutError):
+        except (TimeoutError, WorkflowFailureError):
             pass
         except Exception:  # noqa: BLE001 - the record below tells what happened
             pass
@@ -369,10 +373,16 @@ class _Record:
                     attempts=details.get("attempts"),
                 )
             error_type = (
-                failure.type if isinstance(failure, ApplicationError) and failure.type else type(failure).__name__
+                failure.type
+                if isinstance(failure, ApplicationError) and failure.type
+                else type(failure).__name__
             )
             return None, ExecutionError(error_type=error_type, message=str(failure))
-        if status in (ExecutionStatus.TIMED_OUT, ExecutionStatus.TERMINATED, ExecutionStatus.CANCELED):
+        if status in (
+            ExecutionStatus.TIMED_OUT,
+            ExecutionStatus.TERMINATED,
+            ExecutionStatus.CANCELED,
+        ):
             return None, ExecutionError(
                 error_type=status.value, message=f"the execution was {status.value.lower()}"
             )

@@ -20,7 +20,9 @@ from registry.validation import validate_steps
 RESOURCE = "workflow"
 
 
-def to_public(row: WorkflowRow | WorkflowVersionRow, *, of: WorkflowRow | None = None) -> WorkflowPublic:
+def to_public(
+    row: WorkflowRow | WorkflowVersionRow, *, of: WorkflowRow | None = None
+) -> WorkflowPublic:
     """The public form of a workflow, or of one of its versions (`of` is its workflow)."""
     if isinstance(row, WorkflowVersionRow):
         assert of is not None

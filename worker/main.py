@@ -27,7 +27,13 @@ log = logging.getLogger("worker")
 
 # Modules the sandbox shares with the worker instead of re-importing them for every
 # workflow run: pure models and functions, no I/O.
-PASSTHROUGH_MODULES = ("definitions", "workflows.dataflow", "core.temporal", "pydantic", "pydantic_core")
+PASSTHROUGH_MODULES = (
+    "definitions",
+    "workflows.dataflow",
+    "core.temporal",
+    "pydantic",
+    "pydantic_core",
+)
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

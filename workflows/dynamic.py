@@ -72,7 +72,9 @@ class StoredWorkflow:
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> dict[str, Any]:
         converter = workflow.payload_converter()
-        data: dict[str, Any] = dict(converter.from_payload(args[0].payload, dict) or {}) if args else {}
+        data: dict[str, Any] = (
+            dict(converter.from_payload(args[0].payload, dict) or {}) if args else {}
+        )
         options = (
             converter.from_payload(args[1].payload, ExecutionOptions)
             if len(args) > 1
@@ -102,13 +104,21 @@ class StoredWorkflow:
 
     async def _load_definition(self) -> PinnedDefinition:
         name = workflow.info().workflow_type
-        definition = await workflow.execute_activity(
-            LOAD_DEFINITION_ACTIVITY,
-            name,
-            result_type=PinnedDefinition,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=LOAD_DEFINITION_RETRY,
-        )
+        try:
+            definition = await workflow.execute_activity(
+                LOAD_DEFINITION_ACTIVITY,
+                name,
+                result_type=PinnedDefinition,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=LOAD_DEFINITION_RETRY,
+            )
+        except ActivityError as error:
+            error_type, message, _ = _cause_of(error)
+            raise ApplicationError(
+                f"cannot run stored workflow '{name}': {message}",
+                type=error_type,
+                non_retryable=True,
+            ) from error
         if definition.workflow_id is not None and definition.version is not None:
             workflow.upsert_search_attributes(
                 [

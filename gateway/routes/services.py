@@ -67,7 +67,9 @@ async def get_service(service_id: str, session: SessionDep) -> ServicePublic:
 
 
 @router.patch("/{service_id}", response_model=ServicePublic)
-async def update_service(service_id: str, body: ServiceUpdate, session: SessionDep) -> ServicePublic:
+async def update_service(
+    service_id: str, body: ServiceUpdate, session: SessionDep
+) -> ServicePublic:
     """Update the fields sent. Running executions keep the definition they started with."""
     row = await services.update(session, service_id, body)
     public = services.to_public(row)

@@ -1,0 +1,124 @@
+"""HTTP services on loopback for the tests, each behaviour under its own token.
+
+A test registers a service whose endpoint is `<url>/<behaviour>/<token>` and reads
+what the service saw from `calls[token]`. They run in a thread of the test process,
+so a test can hold and release requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from core.devserver import free_port
+from examples.services import create_app as create_examples_app
+
+
+@dataclass
+class Call:
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class TestServices:
+    url: str = ""
+    calls: dict[str, list[Call]] = field(default_factory=lambda: defaultdict(list))
+    released: dict[str, threading.Event] = field(
+        default_factory=lambda: defaultdict(threading.Event)
+    )
+    failures: dict[str, int] = field(default_factory=dict)
+    server: uvicorn.Server | None = None
+
+    def token(self) -> str:
+        return uuid.uuid4().hex[:12]
+
+    def endpoint(self, behaviour: str, token: str) -> str:
+        return f"{self.url}/{behaviour}/{token}"
+
+    def release(self, token: str) -> None:
+        self.released[token].set()
+
+
+def create_app(state: TestServices) -> FastAPI:
+    app = FastAPI()
+
+    async def record(token: str, request: Request) -> Any:
+        raw = await request.body()
+        body = await request.json() if raw else None
+        state.calls[token].append(Call(dict(request.headers), body))
+        return body
+
+    @app.post("/echo/{token}/{action}")
+    async def echo(token: str, action: str, request: Request) -> JSONResponse:
+        body = await record(token, request)
+        return JSONResponse({"echo": body, "action": action})
+
+    @app.post("/flaky/{token}/{action}")
+    async def flaky(token: str, action: str, request: Request) -> JSONResponse:
+        """Answers 503 the first `state.failures[token]` times, then 200."""
+        await record(token, request)
+        if len(state.calls[token]) <= state.failures.get(token, 2):
+            return JSONResponse({"detail": "warming up"}, status_code=503)
+        return JSONResponse({"text": f"ok after {len(state.calls[token])} calls"})
+
+    @app.post("/status/{token}/{code}")
+    async def status(token: str, code: int, request: Request) -> JSONResponse:
+        await record(token, request)
+        return JSONResponse({"detail": f"answering {code} as told"}, status_code=code)
+
+    @app.post("/ratelimit/{token}/{action}")
+    async def ratelimit(token: str, action: str, request: Request) -> JSONResponse:
+        await record(token, request)
+        if len(state.calls[token]) == 1:
+            return JSONResponse(
+                {"detail": "slow down"}, status_code=429, headers={"Retry-After": "1"}
+            )
+        return JSONResponse({"text": "allowed"})
+
+    @app.post("/hang/{token}/{action}")
+    async def hang(token: str, action: str, request: Request) -> JSONResponse:
+        """Holds the request until the test releases the token (or 60 s pass)."""
+        body = await record(token, request)
+        for _ in range(1200):
+            if state.released[token].is_set():
+                break
+            await asyncio.sleep(0.05)
+        return JSONResponse({"text": "released", "seen": body})
+
+    @app.post("/badoutput/{token}/{action}")
+    async def bad_output(token: str, action: str, request: Request) -> JSONResponse:
+        await record(token, request)
+        return JSONResponse({"sentiment": 5})
+
+    @app.get("/{behaviour}/{token}/health")
+    async def health(behaviour: str, token: str) -> JSONResponse:
+        if behaviour == "status":
+            return JSONResponse({"status": "down"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    app.mount("/examples", create_examples_app())
+    return app
+
+
+def start_test_services() -> TestServices:
+    state = TestServices()
+    port = free_port()
+    state.url = f"http://127.0.0.1:{port}"
+    config = uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning")
+    state.server = uvicorn.Server(config)
+    thread = threading.Thread(target=state.server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if state.server.started:
+            return state
+        threading.Event().wait(0.05)
+    raise RuntimeError("test services did not start")
