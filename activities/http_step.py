@@ -8,13 +8,11 @@ outcome as retryable or not.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 from collections.abc import Sequence
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from temporalio import activity
@@ -22,46 +20,12 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from activities.schemas import violations
+from core.outbound import OutboundPolicy
 from definitions.models import StepCall
 
 RETRYABLE_STATUS = frozenset({408, 429})
 HEARTBEAT_EVERY = 2.0
 MAX_RETRY_AFTER = 3600.0
-
-
-class OutboundPolicy:
-    """Which endpoints the worker may call, and how much it may send and read."""
-
-    def __init__(
-        self,
-        *,
-        allowed_hosts: str = "",
-        payload_limit_bytes: int = 256 * 1024,
-        follow_redirects: bool = False,
-    ) -> None:
-        self.payload_limit_bytes = payload_limit_bytes
-        self.follow_redirects = follow_redirects
-        self._hosts: set[str] = set()
-        self._networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-        for entry in (e.strip() for e in allowed_hosts.split(",")):
-            if not entry:
-                continue
-            try:
-                self._networks.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                self._hosts.add(entry.lower())
-
-    def allows(self, url: str) -> bool:
-        if not self._hosts and not self._networks:
-            return True
-        host = (urlsplit(url).hostname or "").lower()
-        if host in self._hosts:
-            return True
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(address in network for network in self._networks)
 
 
 def _retry_after(response: httpx.Response) -> timedelta | None:

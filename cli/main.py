@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     gateway.add_argument("--port", type=int, default=None)
     examples = commands.add_parser("examples", help="run the example services")
     examples.add_argument("--port", type=int, default=8006)
+    examples.add_argument("--host", default="127.0.0.1")
     commands.add_parser("migrate", help="apply database migrations")
     args = parser.parse_args(argv)
 
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "examples":
         from examples.services import main as examples_main
 
-        examples_main(port=args.port)
+        examples_main(host=args.host, port=args.port)
     elif args.command == "migrate":
         asyncio.run(_migrate())
     return 0

@@ -100,10 +100,28 @@ class DevServer:
         self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT)
         try:
             wait_for_port(self.host, self.port, timeout=timeout)
+            self.wait_until_serving(timeout=timeout)
         except TimeoutError:
             self.stop()
             raise
         return self
+
+    def wait_until_serving(self, *, timeout: float = 60.0) -> None:
+        """Wait until the frontend answers its health check (the port opens earlier)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            check = subprocess.run(
+                [temporal_cli(), "operator", "cluster", "health", "--address", self.address],
+                capture_output=True,
+                timeout=timeout,
+            )
+            if check.returncode == 0 and b"SERVING" in check.stdout:
+                return
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"temporal dev server exited with {self.process.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Temporal at {self.address} not serving after {timeout:.0f}s")
+            time.sleep(0.1)
 
     def stop(self, *, timeout: float = 15.0) -> None:
         if self.process is None or self.process.poll() is not None:

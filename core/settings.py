@@ -29,6 +29,10 @@ class Settings(BaseSettings):
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    temporal_tls: bool = Field(default=False, description="connect to Temporal over TLS")
+    temporal_api_key: str = Field(
+        default="", description="API key for Temporal Cloud or a secured cluster"
+    )
     task_queue: str = "service-integration"
 
     database_url: str = Field(
@@ -40,6 +44,7 @@ class Settings(BaseSettings):
     gateway_port: int = 8005
     max_body_bytes: int = 1_048_576
     default_execute_timeout: float = Field(default=60.0, gt=0, le=3600)
+    gateway_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
 
     worker_max_concurrent_activities: int = Field(default=200, ge=1)
     worker_max_concurrent_workflow_tasks: int = Field(default=200, ge=1)

@@ -26,14 +26,28 @@ SEARCH_ATTRIBUTES = {
 }
 
 
-async def connect(address: str, namespace: str, *, lazy: bool = False) -> Client:
+async def connect(
+    address: str,
+    namespace: str,
+    *,
+    lazy: bool = False,
+    tls: bool = False,
+    api_key: str | None = None,
+) -> Client:
     """A Temporal client that converts the project's pydantic models.
 
     Args:
         lazy: connect on first use, so a process can start while Temporal is down.
+        tls: use TLS (implied by an API key).
+        api_key: API key of Temporal Cloud or of a secured cluster.
     """
     return await Client.connect(
-        address, namespace=namespace, data_converter=pydantic_data_converter, lazy=lazy
+        address,
+        namespace=namespace,
+        data_converter=pydantic_data_converter,
+        lazy=lazy,
+        tls=tls or bool(api_key),
+        api_key=api_key or None,
     )
 
 

@@ -85,7 +85,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings.resolved_database_url)
         await migrate(engine)
         # Lazy: the gateway starts, and reports Temporal unhealthy, while Temporal is down.
-        client = await connect(settings.temporal_address, settings.temporal_namespace, lazy=True)
+        client = await connect(
+            settings.temporal_address,
+            settings.temporal_namespace,
+            lazy=True,
+            tls=settings.temporal_tls,
+            api_key=settings.temporal_api_key,
+        )
         try:
             await ensure_search_attributes(client)
         except Exception as exc:  # noqa: BLE001 - the worker registers them too

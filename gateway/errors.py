@@ -7,9 +7,11 @@ Bodies keep FastAPI's `detail` and add what a client needs to act:
 from __future__ import annotations
 
 import logging
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -30,6 +32,43 @@ class IdempotencyKeyReusedError(Exception):
 
 class TemporalUnavailableError(Exception):
     """The Temporal frontend cannot be reached."""
+
+
+class ErrorBody(BaseModel):
+    """Body of an error answer (422 keeps FastAPI's list of {loc, msg, type})."""
+
+    detail: str
+    resource_type: str | None = None
+    resource_id: str | None = None
+
+
+class UnavailableBody(BaseModel):
+    """Body of a 503: which component is down; retry after the Retry-After header."""
+
+    detail: str
+    component: Literal["database", "temporal"]
+
+
+_ERROR_RESPONSES: dict[int, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "the body could not be parsed (not JSON, not UTF-8)"},
+    401: {"model": ErrorBody, "description": "API_KEYS is set and no valid Bearer key was sent"},
+    404: {"model": ErrorBody, "description": "nothing of that type has that id"},
+    409: {
+        "model": ErrorBody,
+        "description": "clashes with the stored state: a taken name, a service in use, "
+        "or an INACTIVE workflow or service",
+    },
+    413: {"model": ErrorBody, "description": "the body is over MAX_BODY_BYTES"},
+    503: {
+        "model": UnavailableBody,
+        "description": "the registry database or Temporal is unavailable; retry later",
+    },
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the error codes an operation can answer."""
+    return {code: _ERROR_RESPONSES[code] for code in codes}
 
 
 def install(app: FastAPI) -> None:

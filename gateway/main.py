@@ -1,7 +1,7 @@
 """Run the gateway: `python -m gateway` or `service-integration gateway`.
 
 uvicorn stops accepting connections on SIGTERM and lets in-flight requests finish
-(up to GATEWAY_GRACEFUL_SHUTDOWN seconds) before the lifespan closes the clients.
+(up to GATEWAY_GRACEFUL_SHUTDOWN_SECONDS) before the lifespan closes the clients.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def main(*, port: int | None = None) -> None:
         host=settings.gateway_host,
         port=port or settings.gateway_port,
         log_level="info",
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=int(settings.gateway_graceful_shutdown_seconds),
         access_log=False,
     )
 

@@ -17,7 +17,8 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.definitions import DefinitionActivities
-from activities.http_step import OutboundPolicy, StepActivities
+from activities.http_step import StepActivities
+from core.outbound import OutboundPolicy
 from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
 from registry.db import open_database, session_factory
@@ -44,7 +45,12 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event) -> None:
     """Poll the task queue until `stop` is set, then shut down gracefully."""
-    client = await connect(settings.temporal_address, settings.temporal_namespace)
+    client = await connect(
+        settings.temporal_address,
+        settings.temporal_namespace,
+        tls=settings.temporal_tls,
+        api_key=settings.temporal_api_key,
+    )
     await ensure_search_attributes(client)
     limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
     async with (

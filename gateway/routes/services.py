@@ -9,7 +9,9 @@ from fastapi import APIRouter, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
+from core.outbound import OutboundPolicy
 from gateway.deps import ExecutionsDep, HttpDep, IdempotencyKey, PageDep, SessionDep, SettingsDep
+from gateway.errors import error_responses
 from gateway.executions import ExecuteRequest, ExecutionPublic, execution_id_for
 from gateway.idempotency import write_once
 from gateway.routes.executing import run_and_answer
@@ -22,14 +24,17 @@ from registry.schemas import (
     ServiceUpdate,
 )
 
-router = APIRouter(prefix="/services", tags=["services"])
+router = APIRouter(prefix="/services", tags=["services"], responses=error_responses(503))
 
 
 @router.post(
     "",
     response_model=ServicePublic,
     status_code=201,
-    responses={200: {"description": "an identical service was already registered"}},
+    responses={
+        200: {"description": "an identical service was already registered"},
+        **error_responses(400, 409, 413),
+    },
 )
 async def register_service(
     body: ServiceCreate, session: SessionDep, idempotency_key: IdempotencyKey = None
@@ -61,12 +66,16 @@ async def list_services(
     )
 
 
-@router.get("/{service_id}", response_model=ServicePublic)
+@router.get("/{service_id}", response_model=ServicePublic, responses=error_responses(404))
 async def get_service(service_id: str, session: SessionDep) -> ServicePublic:
     return services.to_public(await services.get_row(session, service_id))
 
 
-@router.patch("/{service_id}", response_model=ServicePublic)
+@router.patch(
+    "/{service_id}",
+    response_model=ServicePublic,
+    responses=error_responses(400, 404, 409, 413),
+)
 async def update_service(
     service_id: str, body: ServiceUpdate, session: SessionDep
 ) -> ServicePublic:
@@ -77,7 +86,9 @@ async def update_service(
     return public
 
 
-@router.delete("/{service_id}", response_model=ServicePublic)
+@router.delete(
+    "/{service_id}", response_model=ServicePublic, responses=error_responses(404, 409)
+)
 async def deregister_service(
     service_id: str,
     session: SessionDep,
@@ -95,7 +106,10 @@ async def deregister_service(
 @router.post(
     "/{service_id}/actions/{action}/execute",
     response_model=ExecutionPublic,
-    responses={202: {"description": "still running when the timeout ran out"}},
+    responses={
+        202: {"description": "still running when the timeout ran out"},
+        **error_responses(400, 404, 409, 413),
+    },
 )
 async def execute_service_action(
     service_id: str,
@@ -124,23 +138,28 @@ async def execute_service_action(
     )
 
 
-@router.get("/{service_id}/health")
-async def get_service_health(service_id: str, session: SessionDep, http: HttpDep) -> dict[str, Any]:
+@router.get("/{service_id}/health", responses=error_responses(404))
+async def get_service_health(
+    service_id: str, session: SessionDep, http: HttpDep, settings: SettingsDep
+) -> dict[str, Any]:
     """Probe the service's health URL (GET {endpoint}{health_path}) with a short timeout."""
     row = await services.get_row(session, service_id)
     await session.close()
     url = row.endpoint + row.health_path
     started = time.perf_counter()
     status, error, code = "unhealthy", None, None
-    try:
-        answer = await http.get(url, timeout=2.0)
-        code = answer.status_code
-        if answer.is_success:
-            status = "healthy"
-        else:
-            error = f"HTTP {answer.status_code}"
-    except Exception as exc:  # noqa: BLE001 - any failure to answer is the finding
-        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if not OutboundPolicy(allowed_hosts=settings.allowed_hosts).allows(url):
+        error = f"{url} is not in ALLOWED_HOSTS; not probed"
+    else:
+        try:
+            answer = await http.get(url, timeout=2.0, follow_redirects=False)
+            code = answer.status_code
+            if answer.is_success:
+                status = "healthy"
+            else:
+                error = f"HTTP {answer.status_code}"
+        except Exception as exc:  # noqa: BLE001 - any failure to answer is the finding
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return {
         "service_id": row.id,
         "name": row.name,

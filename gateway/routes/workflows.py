@@ -9,6 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from gateway.deps import ExecutionsDep, IdempotencyKey, PageDep, SessionDep, SettingsDep
+from gateway.errors import error_responses
 from gateway.executions import (
     ExecuteRequest,
     ExecutionPublic,
@@ -28,14 +29,17 @@ from registry.schemas import (
     WorkflowUpdate,
 )
 
-router = APIRouter(prefix="/workflows", tags=["workflows"])
+router = APIRouter(prefix="/workflows", tags=["workflows"], responses=error_responses(503))
 
 
 @router.post(
     "",
     response_model=WorkflowPublic,
     status_code=201,
-    responses={200: {"description": "an identical workflow was already stored"}},
+    responses={
+        200: {"description": "an identical workflow was already stored"},
+        **error_responses(400, 409, 413),
+    },
 )
 async def create_workflow(
     body: WorkflowCreate, session: SessionDep, idempotency_key: IdempotencyKey = None
@@ -67,7 +71,7 @@ async def list_workflows(
     )
 
 
-@router.get("/{workflow_id}", response_model=WorkflowPublic)
+@router.get("/{workflow_id}", response_model=WorkflowPublic, responses=error_responses(404))
 async def get_workflow(
     workflow_id: str,
     session: SessionDep,
@@ -78,7 +82,11 @@ async def get_workflow(
     return workflows.to_public(await workflows.get_row(session, workflow_id))
 
 
-@router.patch("/{workflow_id}", response_model=WorkflowPublic)
+@router.patch(
+    "/{workflow_id}",
+    response_model=WorkflowPublic,
+    responses=error_responses(400, 404, 409, 413),
+)
 async def update_workflow(
     workflow_id: str, body: WorkflowUpdate, session: SessionDep
 ) -> WorkflowPublic:
@@ -89,7 +97,7 @@ async def update_workflow(
     return public
 
 
-@router.delete("/{workflow_id}", response_model=WorkflowPublic)
+@router.delete("/{workflow_id}", response_model=WorkflowPublic, responses=error_responses(404))
 async def delete_workflow(workflow_id: str, session: SessionDep) -> WorkflowPublic:
     """Delete a workflow and its versions. Running executions finish on their pinned copy."""
     row = await workflows.delete(session, workflow_id)
@@ -101,7 +109,10 @@ async def delete_workflow(workflow_id: str, session: SessionDep) -> WorkflowPubl
 @router.post(
     "/{workflow_id}/execute",
     response_model=ExecutionPublic,
-    responses={202: {"description": "still running when the timeout ran out"}},
+    responses={
+        202: {"description": "still running when the timeout ran out"},
+        **error_responses(400, 404, 409, 413),
+    },
 )
 async def execute_workflow(
     workflow_id: str,
@@ -128,7 +139,12 @@ async def execute_workflow(
     )
 
 
-@router.post("/{workflow_id}/executions", response_model=ExecutionStarted, status_code=202)
+@router.post(
+    "/{workflow_id}/executions",
+    response_model=ExecutionStarted,
+    status_code=202,
+    responses=error_responses(400, 404, 409, 413),
+)
 async def start_workflow_execution(
     workflow_id: str,
     body: ExecuteRequest,
@@ -149,7 +165,9 @@ async def start_workflow_execution(
     )
 
 
-@router.get("/{workflow_id}/executions", response_model=ExecutionsPage)
+@router.get(
+    "/{workflow_id}/executions", response_model=ExecutionsPage, responses=error_responses(404)
+)
 async def list_workflow_executions(
     workflow_id: str,
     session: SessionDep,
