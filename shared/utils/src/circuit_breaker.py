@@ -7,7 +7,9 @@
 
 While OPEN, and while a trial is in flight in HALF_OPEN, calls fail at once with
 `CircuitOpenError` and the wrapped function is not called, so nothing touches
-the network.
+the network. As in pybreaker, the failure that opens the circuit is raised as a
+`CircuitOpenError` too (from the failure, whose request and response it keeps),
+so a retry loop around the breaker stops there instead of waiting for nothing.
 
 Only failures that `is_failure` accepts count: by default `ServiceUnavailableError`
 (but not `CircuitOpenError`). Any other outcome, a 4xx error included, proves the
@@ -114,21 +116,37 @@ class CircuitBreaker:
             self._failures = 0
             self._trial_in_flight = False
 
-    def record_failure(self) -> None:
-        """The service was unavailable: count it, and open the circuit at the threshold."""
+    def record_failure(self) -> bool:
+        """The service was unavailable: count it, and open the circuit at the threshold.
+
+        Returns:
+            True if this failure opened the circuit.
+        """
         with self._lock:
             self._failures += 1
+            self._trial_in_flight = False
+            if self._state is CircuitState.OPEN:
+                return False
             if self._state is CircuitState.HALF_OPEN or self._failures >= self.failure_threshold:
                 self._state = CircuitState.OPEN
                 self._opened_at = self._clock()
-            self._trial_in_flight = False
+                return True
+            return False
 
-    def record_outcome(self, error: BaseException | None) -> None:
-        """Record a call that ended with `error` (None for a result)."""
-        if error is None or not self._is_failure(error):
+    def record_error(self, error: Exception) -> CircuitOpenError | None:
+        """Record a call that raised `error`.
+
+        Returns:
+            The `CircuitOpenError` to raise instead of `error` if `error` opened the
+            circuit; None if `error` should be raised as it is.
+        """
+        if not self._is_failure(error):
             self.record_success()
-        else:
-            self.record_failure()
+            return None
+        if not self.record_failure():
+            return None
+        with self._lock:
+            return self._open_error(cause=error)
 
     def release(self) -> None:
         """The call ended without telling anything (e.g. it was cancelled)."""
@@ -139,13 +157,16 @@ class CircuitBreaker:
         """Call `fn` through the breaker.
 
         Raises:
-            CircuitOpenError: the circuit is open; `fn` was not called.
+            CircuitOpenError: the circuit is open (`fn` was not called), or the
+                failure of `fn` has just opened it.
         """
         self.before_call()
         try:
             result = fn()
         except Exception as exc:
-            self.record_outcome(exc)
+            opened = self.record_error(exc)
+            if opened is not None:
+                raise opened from exc
             raise
         except BaseException:
             self.release()
@@ -157,13 +178,16 @@ class CircuitBreaker:
         """Await `fn()` through the breaker.
 
         Raises:
-            CircuitOpenError: the circuit is open; `fn` was not called.
+            CircuitOpenError: the circuit is open (`fn` was not called), or the
+                failure of `fn` has just opened it.
         """
         self.before_call()
         try:
             result = await fn()
         except Exception as exc:
-            self.record_outcome(exc)
+            opened = self.record_error(exc)
+            if opened is not None:
+                raise opened from exc
             raise
         except BaseException:  # cancelled: says nothing about the service
             self.release()
@@ -178,19 +202,26 @@ class CircuitBreaker:
     def _recovered(self) -> bool:
         return self._clock() - self._opened_at >= self.recovery_timeout
 
-    def _open_error(self) -> CircuitOpenError:
+    def _open_error(self, cause: Exception | None = None) -> CircuitOpenError:
         remaining = max(0.0, self.recovery_timeout - (self._clock() - self._opened_at))
         if self._state is CircuitState.HALF_OPEN:
-            detail = "half-open with a trial call in flight"
+            detail = "half-open with a trial call in flight; the call was not sent"
             remaining = 0.0
+        elif cause is not None:
+            detail = (
+                f"now open after {self._failures} consecutive failures, the last: {cause}; "
+                f"calls fail fast for {remaining:.1f} s"
+            )
         else:
             detail = (
-                f"open after {self._failures} consecutive failures; "
-                f"a trial call is let through in {remaining:.1f} s"
+                f"open after {self._failures} consecutive failures; the call was not sent, "
+                f"and a trial call is let through in {remaining:.1f} s"
             )
         return CircuitOpenError(
             self.name,
-            f"circuit breaker for {self.name} is {detail}; the call was not sent. "
+            f"circuit breaker for {self.name} is {detail}. "
             "Check that the service is up (its /health endpoint)",
             retry_after=remaining,
+            request=getattr(cause, "request", None),
+            response=getattr(cause, "response", None),
         )
