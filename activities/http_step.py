@@ -24,7 +24,7 @@ from core.outbound import OutboundPolicy
 from definitions.models import StepCall
 
 RETRYABLE_STATUS = frozenset({408, 429})
-HEARTBEAT_EVERY = 2.0
+HEARTBEAT_EVERY = 1.0
 MAX_RETRY_AFTER = 3600.0
 
 

@@ -25,8 +25,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.dataflow import step_input
 
-HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-"""Steps whose timeout is longer than this heartbeat, so a lost worker is noticed within it."""
+HEARTBEAT_TIMEOUT = timedelta(seconds=5)
+"""Steps whose timeout is longer than this heartbeat (every second while the call is in
+flight), so a lost worker is noticed within 5 s instead of the step's whole timeout."""
 
 LOAD_DEFINITION_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

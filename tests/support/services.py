@@ -8,6 +8,7 @@ so a test can hold and release requests.
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import uuid
 from collections import defaultdict
@@ -93,6 +94,13 @@ def create_app(state: TestServices) -> FastAPI:
                 break
             await asyncio.sleep(0.05)
         return JSONResponse({"text": "released", "seen": body})
+
+    @app.post("/slow/{token}/{action}")
+    async def slow(token: str, action: str, request: Request) -> JSONResponse:
+        """Answers after 50-400 ms, echoing the body under the action's name."""
+        body = await record(token, request)
+        await asyncio.sleep(random.uniform(0.05, 0.4))
+        return JSONResponse({action: body})
 
     @app.post("/badoutput/{token}/{action}")
     async def bad_output(token: str, action: str, request: Request) -> JSONResponse:
