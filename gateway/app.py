@@ -117,9 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     api = APIRouter(prefix="/api")
     protected = [Depends(require_api_key)]
-    api.include_router(services.router, dependencies=protected)
-    api.include_router(workflows.router, dependencies=protected)
-    api.include_router(executions.router, dependencies=protected)
+    for router in (services.router, workflows.router, executions.router):
+        api.include_router(router, dependencies=protected, responses=errors.error_responses(401))
     api.include_router(health.router)
     app.include_router(api)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -87,7 +87,10 @@ async def _temporal(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
     }
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    responses={503: {"description": "the database or Temporal is unhealthy; the body says which"}},
+)
 async def integration_health(request: Request) -> JSONResponse:
     """Overall `healthy`, `degraded` or `unhealthy` (503), with each component's state."""
     (database, counts), (temporal, workers) = await asyncio.gather(
