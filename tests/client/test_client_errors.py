@@ -154,7 +154,7 @@ def test_other_4xx_are_rejections() -> None:
 
 
 def test_success_that_is_not_json_is_unexpected() -> None:
-    with pytest.raises(UnexpectedResponseError, match="not JSON"):
+    with pytest.raises(UnexpectedResponseError, match="not a JSON object"):
         interpret(GET_WORKFLOW, answer(200, text="<html>dashboard</html>"))
 
 

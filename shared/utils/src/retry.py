@@ -115,7 +115,7 @@ class RetryPolicy:
         """The delay before retry `retry` (from 1) without jitter."""
         if retry < 1:
             raise ValueError(f"retries are numbered from 1, not {retry}")
-        return min(self.max_delay, self.base_delay * 2 ** (retry - 1))
+        return float(min(self.max_delay, self.base_delay * 2 ** (retry - 1)))
 
     def delay(self, retry: int) -> float:
         """The delay before retry `retry` (from 1), jitter included."""

@@ -132,24 +132,25 @@ def _is_json(value: Any) -> bool:
 # Answers
 
 
-def interpret(call: Call, response: httpx.Response) -> Any:
-    """The decoded body of a successful answer.
+def interpret(call: Call, response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of a successful answer (an empty dict for an empty body).
 
     Raises:
         ServiceIntegrationError: the error `error_for_response` gives for the answer.
+        UnexpectedResponseError: a success whose body is not a JSON object.
     """
     if response.is_success:
         if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as exc:
+            return {}
+        body = _json(response)
+        if not isinstance(body, dict):
             raise UnexpectedResponseError(
                 f"{_what(call, response)} answered {response.status_code} with a body that is "
-                f"not JSON: {response.text[:200]!r}; check that base_url points at the gateway's "
-                "/api",
+                f"not a JSON object: {response.text[:200]!r}; check that base_url points at the "
+                "gateway's /api",
                 response=response,
-            ) from exc
+            )
+        return body
     if call.report_when_unavailable and response.status_code == 503:
         report = _json(response)
         if isinstance(report, dict) and "status" in report:

@@ -64,13 +64,13 @@ class SyncSender(_Sender):
         self._http = http
         self._sleep = sleep or time.sleep
 
-    def send(self, call: Call, *, idempotency_key: str | None = None) -> Any:
+    def send(self, call: Call, *, idempotency_key: str | None = None) -> dict[str, Any]:
         """Send `call` with retries; its decoded answer, or the translated error."""
         return self.exchange(call, idempotency_key=idempotency_key)[0]
 
     def exchange(
         self, call: Call, *, idempotency_key: str | None = None
-    ) -> tuple[Any, httpx.Response]:
+    ) -> tuple[dict[str, Any], httpx.Response]:
         """Like `send`, with the last answer too."""
         arguments = self._prepare(call, idempotency_key)
         policy = self._policies[call.operation]
@@ -78,7 +78,7 @@ class SyncSender(_Sender):
             lambda: self.breaker.call(lambda: self._once(call, arguments)), sleep=self._sleep
         )
 
-    def _once(self, call: Call, arguments: dict[str, Any]) -> tuple[Any, httpx.Response]:
+    def _once(self, call: Call, arguments: dict[str, Any]) -> tuple[dict[str, Any], httpx.Response]:
         request = self._http.build_request(**arguments)
         log.debug("%s %s", request.method, request.url)
         try:
@@ -105,13 +105,13 @@ class AsyncSender(_Sender):
         self._http = http
         self._sleep = sleep or asyncio.sleep
 
-    async def send(self, call: Call, *, idempotency_key: str | None = None) -> Any:
+    async def send(self, call: Call, *, idempotency_key: str | None = None) -> dict[str, Any]:
         """Send `call` with retries; its decoded answer, or the translated error."""
         return (await self.exchange(call, idempotency_key=idempotency_key))[0]
 
     async def exchange(
         self, call: Call, *, idempotency_key: str | None = None
-    ) -> tuple[Any, httpx.Response]:
+    ) -> tuple[dict[str, Any], httpx.Response]:
         """Like `send`, with the last answer too."""
         arguments = self._prepare(call, idempotency_key)
         policy = self._policies[call.operation]
@@ -120,7 +120,9 @@ class AsyncSender(_Sender):
             sleep=self._sleep,
         )
 
-    async def _once(self, call: Call, arguments: dict[str, Any]) -> tuple[Any, httpx.Response]:
+    async def _once(
+        self, call: Call, arguments: dict[str, Any]
+    ) -> tuple[dict[str, Any], httpx.Response]:
         http = self._http()
         request = http.build_request(**arguments)
         log.debug("%s %s", request.method, request.url)
