@@ -7,6 +7,7 @@ fake clock's, which records each delay and moves the clock instead of waiting.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -597,3 +598,18 @@ async def test_sync_client_awaitable_half_closes_with_async_with(local_server, c
         local_server.answer(201, {"id": "wf-1"})
         assert await client.create_workflow(name="wf", steps=STEPS) == {"id": "wf-1"}
         assert client.get_workflows() == {}
+
+
+def test_sync_client_awaitables_work_under_successive_event_loops(local_server, clock):
+    from shared.utils.src.clients import ServiceIntegrationClient
+
+    client = ServiceIntegrationClient(local_server.url, sleep=clock.sleep)
+    local_server.answer(201, {"id": "wf-1"})
+    local_server.answer(201, {"id": "wf-2"})
+
+    first = asyncio.run(client.create_workflow(name="a", steps=STEPS))
+    second = asyncio.run(client.create_workflow(name="b", steps=STEPS))
+    assert client.get_workflows() == {}
+    client.close()  # the loop of the last AsyncClient is closed: nothing left to await
+
+    assert (first["id"], second["id"]) == ("wf-1", "wf-2")

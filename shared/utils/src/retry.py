@@ -22,6 +22,8 @@ Only `ServiceUnavailableError` is retried. `CircuitOpenError`, although a kind o
 `ServiceUnavailableError`, is not: the breaker is open precisely so that calls
 fail fast. Every other error goes straight to the caller. When the retries run
 out, `MaxRetriesExceededError(attempts, last_error)` is raised from the last error.
+A `Retry-After` sent by the gateway is kept on the error (`retry_after`) for the
+caller to see; it does not change the delays of the table.
 
 The sleep is passed to `call`/`call_async`, and the source of randomness is a
 field, so tests can record the delays instead of waiting for them.
