@@ -39,7 +39,7 @@ def validate_actions(actions: Sequence[ActionSpec]) -> list[Problem]:
         seen.add(action.name)
         for field in ("input_schema", "output_schema"):
             schema = getattr(action, field)
-            loc = ["body", "actions", index, field]
+            loc: list[str | int] = ["body", "actions", index, field]
             size = len(json.dumps(schema))
             if size > MAX_SCHEMA_BYTES:
                 problems.append(
