@@ -182,7 +182,7 @@ class ExecutionService:
             if definition.kind == "workflow"
             else f"{ACTION_EXECUTION_PREFIX}{definition.name}"
         )
-        attributes = []
+        attributes: list[SearchAttributePair[Any]] = []
         if definition.workflow_id is not None and definition.version is not None:
             attributes = [
                 SearchAttributePair(WORKFLOW_ID_KEY, definition.workflow_id),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
@@ -114,7 +114,7 @@ class Page(BaseModel, Generic[T]):
     pages: int
 
     @classmethod
-    def of(cls, items: list[T], *, total: int, page: int, per_page: int) -> Page[T]:
+    def of(cls, items: list[T], *, total: int, page: int, per_page: int) -> Self:
         return cls(
             items=items,
             total=total,
