@@ -10,11 +10,13 @@ import logging
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from temporalio.service import RPCError, RPCStatusCode
 
+from definitions.json_values import answerable
 from registry.errors import (
     ConflictError,
     DatabaseUnavailableError,
@@ -104,6 +106,24 @@ def install(app: FastAPI) -> None:
             },
             status_code=409,
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each error's input: a lone surrogate or a NaN there
+        # fails to render (500), and a deep body overflows the encoder. Echo scalars only.
+        detail = []
+        for error in exc.errors():
+            entry: dict[str, Any] = {
+                "loc": [answerable(part) for part in error["loc"]],
+                "msg": answerable(str(error["msg"])),
+                "type": str(error["type"]),
+            }
+            if answerable(error.get("input")) is not None:
+                entry["input"] = answerable(error["input"])
+            if error.get("ctx"):
+                entry["ctx"] = {key: answerable(str(v)) for key, v in error["ctx"].items()}
+            detail.append(entry)
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(InvalidDefinitionError)
     async def _invalid(_: Request, exc: InvalidDefinitionError) -> JSONResponse:

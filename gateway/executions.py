@@ -15,7 +15,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from pydantic_core import PydanticCustomError
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import (
     Client,
@@ -33,6 +34,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.temporal import WORKFLOW_ID_KEY, WORKFLOW_VERSION_KEY
+from definitions.json_values import unstorable
 from definitions.models import (
     ACTION_EXECUTION_PREFIX,
     LOAD_DEFINITION_ACTIVITY,
@@ -75,6 +77,16 @@ class ExecuteRequest(BaseModel):
     context: dict[str, Any] = Field(
         default_factory=dict, description="tracing context, e.g. project_id and request_id"
     )
+
+    @field_validator("input_data", "context")
+    @classmethod
+    def _answerable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """422 for values the execution record could not be answered with (no NaN, no lone
+        surrogate); NUL characters pass, the registry database never holds them."""
+        problem = unstorable(value, nul=False)
+        if problem:
+            raise PydanticCustomError("unstorable_value", problem)
+        return value
 
 
 class StepState(BaseModel):

@@ -6,8 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, Self, TypeVar
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from definitions.json_values import unstorable
 from definitions.models import (
     MAX_ACTIONS,
     MAX_STEPS,
@@ -29,6 +31,15 @@ class DefinitionStatus(StrEnum):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """422 for text or numbers the registry database cannot hold (definitions/json_values)."""
+        problem = unstorable(data)
+        if problem:
+            raise PydanticCustomError("unstorable_value", problem)
+        return data
 
 
 def _endpoint(value: AnyHttpUrl | str | None) -> str | None:
