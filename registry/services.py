@@ -55,7 +55,8 @@ def _same_definition(row: ServiceRow, body: ServiceCreate) -> bool:
 
 
 async def get_row(session: AsyncSession, service_id: str) -> ServiceRow:
-    row = await session.get(ServiceRow, service_id)
+    # No id holds a NUL, and PostgreSQL would refuse the query (a 503, not a 404).
+    row = None if "\x00" in service_id else await session.get(ServiceRow, service_id)
     if row is None:
         raise NotFoundError(RESOURCE, service_id, hint="list services with GET /api/services")
     return row

@@ -68,7 +68,8 @@ async def _check_steps(session: AsyncSession, steps: list[StepSpec], name: str) 
 
 
 async def get_row(session: AsyncSession, workflow_id: str) -> WorkflowRow:
-    row = await session.get(WorkflowRow, workflow_id)
+    # No id holds a NUL, and PostgreSQL would refuse the query (a 503, not a 404).
+    row = None if "\x00" in workflow_id else await session.get(WorkflowRow, workflow_id)
     if row is None:
         raise NotFoundError(RESOURCE, workflow_id, hint="list workflows with GET /api/workflows")
     return row
