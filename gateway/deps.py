@@ -76,3 +76,11 @@ IdempotencyKey = Annotated[
         description="repeat a write with the same key to get its first answer, not a duplicate",
     ),
 ]
+RequestIdHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Request-ID",
+        max_length=200,
+        description="used as the execution's context.request_id when the context has none",
+    ),
+]

@@ -5,7 +5,30 @@ from __future__ import annotations
 from fastapi import Response
 
 from definitions.models import PinnedDefinition
-from gateway.executions import ExecuteRequest, ExecutionPublic, ExecutionService
+from gateway.executions import ExecuteRequest, ExecutionPublic, ExecutionService, ExecutionStarted
+
+
+def with_request_id(body: ExecuteRequest, request_id: str | None) -> ExecuteRequest:
+    """The caller's X-Request-ID becomes the context's request_id unless it has one."""
+    if not request_id or body.context.get("request_id"):
+        return body
+    return body.model_copy(update={"context": {**body.context, "request_id": request_id}})
+
+
+async def start_and_point(
+    executions: ExecutionService,
+    definition: PinnedDefinition,
+    body: ExecuteRequest,
+    execution_id: str,
+    response: Response,
+) -> ExecutionStarted:
+    """Start without waiting: 202 with where to follow the execution."""
+    handle = await executions.start(definition, body, execution_id=execution_id)
+    status_url = f"/api/executions/{execution_id}"
+    response.headers["Location"] = status_url
+    return ExecutionStarted(
+        execution_id=execution_id, run_id=handle.result_run_id or "", status_url=status_url
+    )
 
 
 async def run_and_answer(

@@ -10,11 +10,24 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from core.outbound import OutboundPolicy
-from gateway.deps import ExecutionsDep, HttpDep, IdempotencyKey, PageDep, SessionDep, SettingsDep
+from gateway.deps import (
+    ExecutionsDep,
+    HttpDep,
+    IdempotencyKey,
+    PageDep,
+    RequestIdHeader,
+    SessionDep,
+    SettingsDep,
+)
 from gateway.errors import error_responses
-from gateway.executions import ExecuteRequest, ExecutionPublic, execution_id_for
+from gateway.executions import (
+    ExecuteRequest,
+    ExecutionPublic,
+    ExecutionStarted,
+    execution_id_for,
+)
 from gateway.idempotency import write_once
-from gateway.routes.executing import run_and_answer
+from gateway.routes.executing import run_and_answer, start_and_point, with_request_id
 from registry import services, workflows
 from registry.schemas import (
     DefinitionStatus,
@@ -86,9 +99,7 @@ async def update_service(
     return public
 
 
-@router.delete(
-    "/{service_id}", response_model=ServicePublic, responses=error_responses(404, 409)
-)
+@router.delete("/{service_id}", response_model=ServicePublic, responses=error_responses(404, 409))
 async def deregister_service(
     service_id: str,
     session: SessionDep,
@@ -122,6 +133,7 @@ async def execute_service_action(
     timeout: Annotated[
         float | None, Query(gt=0, le=3600, description="seconds to wait for the end")
     ] = None,
+    request_id: RequestIdHeader = None,
     idempotency_key: IdempotencyKey = None,
 ) -> ExecutionPublic:
     """Run one action as a one-step execution, with the action's retries, and wait for it."""
@@ -131,10 +143,35 @@ async def execute_service_action(
     return await run_and_answer(
         executions,
         definition,
-        body,
+        with_request_id(body, request_id),
         execution_id=execution_id,
         timeout=timeout or settings.default_execute_timeout,
         response=response,
+    )
+
+
+@router.post(
+    "/{service_id}/actions/{action}/executions",
+    response_model=ExecutionStarted,
+    status_code=202,
+    responses=error_responses(400, 404, 409, 413),
+)
+async def start_service_action(
+    service_id: str,
+    action: str,
+    body: ExecuteRequest,
+    session: SessionDep,
+    executions: ExecutionsDep,
+    response: Response,
+    request_id: RequestIdHeader = None,
+    idempotency_key: IdempotencyKey = None,
+) -> ExecutionStarted:
+    """Start one action as a one-step execution without waiting; follow it at status_url."""
+    definition = await workflows.pin_action(session, service_id, action)
+    await session.close()
+    execution_id = execution_id_for(f"action:{service_id}:{action}", idempotency_key)
+    return await start_and_point(
+        executions, definition, with_request_id(body, request_id), execution_id, response
     )
 
 

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from gateway.deps import ExecutionsDep, IdempotencyKey, PageDep, SessionDep, SettingsDep
+from gateway.deps import (
+    ExecutionsDep,
+    IdempotencyKey,
+    PageDep,
+    RequestIdHeader,
+    SessionDep,
+    SettingsDep,
+)
 from gateway.errors import error_responses
 from gateway.executions import (
     ExecuteRequest,
@@ -19,7 +26,7 @@ from gateway.executions import (
     execution_id_for,
 )
 from gateway.idempotency import write_once
-from gateway.routes.executing import run_and_answer
+from gateway.routes.executing import run_and_answer, start_and_point, with_request_id
 from registry import workflows
 from registry.schemas import (
     DefinitionStatus,
@@ -124,6 +131,7 @@ async def execute_workflow(
     timeout: Annotated[
         float | None, Query(gt=0, le=3600, description="seconds to wait for the end")
     ] = None,
+    request_id: RequestIdHeader = None,
     idempotency_key: IdempotencyKey = None,
 ) -> ExecutionPublic:
     """Start an execution and wait for its end: 200 with the record, or 202 if still running."""
@@ -132,7 +140,7 @@ async def execute_workflow(
     return await run_and_answer(
         executions,
         definition,
-        body,
+        with_request_id(body, request_id),
         execution_id=execution_id_for(f"workflow:{workflow_id}", idempotency_key),
         timeout=timeout or settings.default_execute_timeout,
         response=response,
@@ -151,17 +159,15 @@ async def start_workflow_execution(
     session: SessionDep,
     executions: ExecutionsDep,
     response: Response,
+    request_id: RequestIdHeader = None,
     idempotency_key: IdempotencyKey = None,
 ) -> ExecutionStarted:
     """Start an execution without waiting; follow it at status_url."""
     definition = await workflows.pin(session, await workflows.get_row(session, workflow_id))
     await session.close()
     execution_id = execution_id_for(f"workflow:{workflow_id}", idempotency_key)
-    handle = await executions.start(definition, body, execution_id=execution_id)
-    status_url = f"/api/executions/{execution_id}"
-    response.headers["Location"] = status_url
-    return ExecutionStarted(
-        execution_id=execution_id, run_id=handle.result_run_id or "", status_url=status_url
+    return await start_and_point(
+        executions, definition, with_request_id(body, request_id), execution_id, response
     )
 
 

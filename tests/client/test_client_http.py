@@ -456,10 +456,12 @@ async def test_start_without_waiting_then_wait(make_client, local_server):
 
 
 async def test_start_service_action_does_not_wait(make_client, local_server):
-    local_server.answer(202, record("exec-7", "RUNNING", kind="action"))
+    local_server.answer(202, {"execution_id": "exec-7", "run_id": "r", "status": "RUNNING"})
     started = await make_client().start_service_action("s-1", "extract", {"document_url": "u"})
     assert started["execution_id"] == "exec-7"
-    assert float(local_server.requests[0].query["timeout"]) <= 0.01
+    assert [(r.method, r.path) for r in local_server.requests] == [
+        ("POST", "/api/services/s-1/actions/extract/executions")
+    ]
 
 
 # Health

@@ -383,3 +383,35 @@ async def test_get_execution_not_found(api):
         "execution",
         "exec-missing",
     )
+
+
+async def test_x_request_id_header_becomes_the_request_id_when_context_has_none(
+    api, services, unique
+):
+    token = services.token()
+    workflow = await _one_step(api, services, unique, "echo", token)
+    answer = await api.post(
+        f"/workflows/{workflow['id']}/execute",
+        json={"input_data": {}},
+        headers={"X-Request-ID": "from-header"},
+    )
+    assert answer.json()["context"] == {"request_id": "from-header"}
+    assert services.calls[token][0].headers["x-request-id"] == "from-header"
+
+
+async def test_start_service_action_without_waiting(api, services, unique):
+    token = services.token()
+    svc = await register(
+        api, service(f"echo-{unique}", services.endpoint("echo", token), [action("run")])
+    )
+    answer = await api.post(
+        f"/services/{svc['id']}/actions/run/executions", json={"input_data": {"y": 2}}
+    )
+    assert answer.status_code == 202
+    execution_id = answer.json()["execution_id"]
+
+    async def completed() -> bool:
+        record = (await api.get(f"/executions/{execution_id}")).json()
+        return record["status"] == "COMPLETED" and record["result"]["echo"] == {"y": 2}
+
+    await _wait_for(completed, what="the action execution to complete")

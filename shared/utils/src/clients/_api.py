@@ -147,6 +147,22 @@ def execute_service_action(
     )
 
 
+def start_service_action(
+    service_id: str, action: str, input_data: Json | None, context: Json | None
+) -> Call:
+    path = (
+        f"/services/{_segment('service_id', service_id)}"
+        f"/actions/{_segment('action', action)}/executions"
+    )
+    return Call(
+        Operation.CREATE,
+        "POST",
+        path,
+        json=_execute_body(input_data, context),
+        about=("service", str(service_id)),
+    )
+
+
 def get_service_health(service_id: str) -> Call:
     path = f"/services/{_segment('service_id', service_id)}/health"
     return Call(Operation.READ, "GET", path, about=("service", str(service_id)))

@@ -404,10 +404,10 @@ class _BaseClient:
         """Start one action as an execution and return without waiting for its end.
 
         Returns:
-            The execution record as it stands (`execution_id`, `status`, ...); follow it
-            with `get_workflow_execution_status` or `wait_for_execution`.
+            `{execution_id, run_id, status, status_url}`; follow it with
+            `get_workflow_execution_status` or `wait_for_execution`.
         """
-        call = _api.execute_service_action(service_id, action, input_data, context, wait=0)
+        call = _api.start_service_action(service_id, action, input_data, context)
         return await self._async.send(call, idempotency_key=idempotency_key)
 
     # Executions, shared by execute_workflow and execute_service_action
