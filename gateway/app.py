@@ -42,20 +42,33 @@ class BodySizeLimit:
             await self._too_large(send)
             return
         received = 0
+        over = started = refused = False
 
         async def limited() -> Any:
-            nonlocal received
+            # Over the limit, the 413 goes out at once and the app is told the client left:
+            # raising here instead would reach FastAPI's body parser, which answers 400.
+            nonlocal received, over, refused
+            if over:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    over = True
+                    if not started:
+                        refused = True
+                        await self._too_large(send)
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._too_large(send)
+        async def guarded(message: Any) -> None:
+            nonlocal started
+            if refused:
+                return  # whatever the app answers to the disconnect is never sent
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, limited, guarded)
 
     async def _too_large(self, send: Send) -> None:
         body = (
@@ -70,10 +83,6 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
