@@ -100,6 +100,7 @@ class StepState(BaseModel):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     last_error: str | None = None
+    worker: str | None = Field(default=None, description="identity of the worker that ran it")
 
 
 class ExecutionError(BaseModel):
@@ -428,6 +429,7 @@ class _Record:
                 if state is not None:
                     state.status = "RUNNING"
                     state.attempts = attributes.attempt
+                    state.worker = attributes.identity or None
                     state.started_at = event.event_time.ToDatetime().replace(tzinfo=_UTC)
             elif kind in _CLOSING_EVENTS:
                 attributes = getattr(event, _CLOSING_EVENTS[kind][0])
@@ -446,6 +448,7 @@ class _Record:
             if state is None:
                 continue
             state.attempts = max(state.attempts, pending.attempt)
+            state.worker = pending.last_worker_identity or state.worker
             if pending.HasField("last_started_time"):
                 state.started_at = pending.last_started_time.ToDatetime().replace(tzinfo=_UTC)
             if pending.HasField("last_failure"):
