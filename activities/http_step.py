@@ -26,6 +26,7 @@ from definitions.models import StepCall
 RETRYABLE_STATUS = frozenset({408, 429})
 HEARTBEAT_EVERY = 1.0
 MAX_RETRY_AFTER = 3600.0
+MAX_REDIRECTS = 5
 
 
 def _retry_after(response: httpx.Response) -> timedelta | None:
@@ -135,10 +136,53 @@ class StepActivities:
 
     async def _send(self, request: httpx.Request, where: str) -> tuple[int, bytes]:
         limit = self._policy.payload_limit_bytes
+        response = await self._open(request, where)
+        # Redirects are followed here rather than by httpx, so that every hop is held to
+        # ALLOWED_HOSTS: an allowed service cannot send the worker to any other host.
+        hops = 0
+        while self._policy.follow_redirects and response.next_request is not None:
+            target = response.next_request
+            await response.aclose()
+            if not self._policy.allows(str(target.url)):
+                raise _failure(
+                    f"{where} was redirected to {target.url}, which is not in ALLOWED_HOSTS",
+                    "HostNotAllowed",
+                    retryable=False,
+                )
+            hops += 1
+            if hops > MAX_REDIRECTS:
+                raise _failure(
+                    f"{where} was redirected more than {MAX_REDIRECTS} times; register the "
+                    "final URL",
+                    "TooManyRedirects",
+                    retryable=False,
+                )
+            request = target
+            response = await self._open(request, where)
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            await response.aclose()
+            raise _too_large(where, limit, int(declared))
         try:
-            response = await self._http.send(
-                request, stream=True, follow_redirects=self._policy.follow_redirects
-            )
+            content = bytearray()
+            async for chunk in response.aiter_bytes():
+                content.extend(chunk)
+                if len(content) > limit:
+                    raise _too_large(where, limit, None)
+        except httpx.TransportError as exc:
+            raise _failure(
+                f"{where} lost the connection reading the response: {exc}",
+                "ServiceUnreachable",
+                retryable=True,
+            ) from exc
+        finally:
+            await response.aclose()
+        return self._status(request, response, where, bytes(content))
+
+    async def _open(self, request: httpx.Request, where: str) -> httpx.Response:
+        """Send one request (no redirects followed) and return the unread response."""
+        try:
+            return await self._http.send(request, stream=True, follow_redirects=False)
         except httpx.TimeoutException as exc:
             raise _failure(
                 f"{where} timed out calling {request.url}: {type(exc).__name__}",
@@ -151,24 +195,11 @@ class StepActivities:
                 "ServiceUnreachable",
                 retryable=True,
             ) from exc
-        try:
-            content = bytearray()
-            async for chunk in response.aiter_bytes():
-                content.extend(chunk)
-                if len(content) > limit:
-                    raise _failure(
-                        f"{where} response is over the payload limit of {limit} bytes",
-                        "PayloadTooLarge",
-                        retryable=False,
-                    )
-        except httpx.TransportError as exc:
-            raise _failure(
-                f"{where} lost the connection reading the response: {exc}",
-                "ServiceUnreachable",
-                retryable=True,
-            ) from exc
-        finally:
-            await response.aclose()
+
+    def _status(
+        self, request: httpx.Request, response: httpx.Response, where: str, content: bytes
+    ) -> tuple[int, bytes]:
+        """The status and body of a success; a classified failure for anything else."""
         status = response.status_code
         if status >= 500 or status in RETRYABLE_STATUS:
             raise _failure(
@@ -193,7 +224,7 @@ class StepActivities:
                 retryable=False,
                 status_code=status,
             )
-        return status, bytes(content)
+        return status, content
 
     def _output(self, call: StepCall, where: str, status: int, content: bytes) -> dict[str, Any]:
         if not content.strip():
@@ -224,6 +255,16 @@ class StepActivities:
                 violations=problems,
             )
         return output
+
+
+def _too_large(where: str, limit: int, size: int | None) -> ApplicationError:
+    """Reading stops at the limit: an undeclared size is only known to be over it."""
+    what = f"is {size} bytes, over" if size is not None else "passed"
+    return _failure(
+        f"{where} response {what} the payload limit of {limit} bytes (PAYLOAD_LIMIT_BYTES)",
+        "PayloadTooLarge",
+        retryable=False,
+    )
 
 
 def _snippet(content: bytes | bytearray, limit: int = 300) -> str:
