@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from definitions.models import ActionSpec
 from registry.errors import ConflictError, InvalidDefinitionError, NotFoundError
+from registry.paging import page_of
 from registry.schemas import (
     DefinitionStatus,
     ServiceCreate,
@@ -124,20 +125,7 @@ def _name_taken(existing: ServiceRow | None) -> ConflictError:
 async def list_page(
     session: AsyncSession, *, status: DefinitionStatus | None, page: int, per_page: int
 ) -> tuple[list[ServiceRow], int]:
-    query = select(ServiceRow)
-    count = select(func.count()).select_from(ServiceRow)
-    if status is not None:
-        query = query.where(ServiceRow.status == status.value)
-        count = count.where(ServiceRow.status == status.value)
-    total = (await session.execute(count)).scalar_one()
-    rows = (
-        await session.execute(
-            query.order_by(ServiceRow.created_at, ServiceRow.id)
-            .offset((page - 1) * per_page)
-            .limit(per_page)
-        )
-    ).scalars()
-    return list(rows), total
+    return await page_of(session, ServiceRow, status=status, page=page, per_page=per_page)
 
 
 async def _workflows_using(session: AsyncSession, service_name: str) -> list[WorkflowRow]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +13,7 @@ from definitions.graph import step_order
 from definitions.models import ActionSpec, PinnedDefinition, PinnedStep, StepSpec
 from registry import services
 from registry.errors import ConflictError, InvalidDefinitionError, NotFoundError, NotRunnableError
+from registry.paging import page_of
 from registry.schemas import DefinitionStatus, WorkflowCreate, WorkflowPublic, WorkflowUpdate
 from registry.tables import ServiceRow, WorkflowRow, WorkflowVersionRow, utcnow
 from registry.validation import validate_steps
@@ -217,20 +218,7 @@ async def delete(session: AsyncSession, workflow_id: str) -> WorkflowRow:
 async def list_page(
     session: AsyncSession, *, status: DefinitionStatus | None, page: int, per_page: int
 ) -> tuple[list[WorkflowRow], int]:
-    query = select(WorkflowRow)
-    count = select(func.count()).select_from(WorkflowRow)
-    if status is not None:
-        query = query.where(WorkflowRow.status == status.value)
-        count = count.where(WorkflowRow.status == status.value)
-    total = (await session.execute(count)).scalar_one()
-    rows = (
-        await session.execute(
-            query.order_by(WorkflowRow.created_at, WorkflowRow.id)
-            .offset((page - 1) * per_page)
-            .limit(per_page)
-        )
-    ).scalars()
-    return list(rows), total
+    return await page_of(session, WorkflowRow, status=status, page=page, per_page=per_page)
 
 
 def _runnable_service(row: ServiceRow | None, name: str, where: str) -> ServiceRow:

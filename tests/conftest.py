@@ -16,9 +16,9 @@ import asyncpg
 import httpx
 import pytest
 
-from core.devserver import DevServer, free_port
+from core.devserver import DevServer
 from tests.support.services import TestServices, start_test_services
-from tests.support.stack import Stack, wait_for_workers
+from tests.support.stack import Stack, start_dev_server, wait_for_workers
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -26,12 +26,7 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.
 @pytest.fixture(scope="session")
 def temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     folder = tmp_path_factory.mktemp("temporal")
-    server = DevServer(
-        db_file=folder / "temporal.db",
-        port=free_port(),
-        ui_port=None,
-        log_file=folder / "temporal.log",
-    ).start()
+    server = start_dev_server(folder)
     yield server
     server.stop()
 

@@ -6,19 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.devserver import DevServer, free_port
-from tests.support.stack import Stack, wait_for_workers
+from core.devserver import DevServer
+from tests.support.stack import Stack, start_dev_server, wait_for_workers
 
 
 @pytest.fixture(scope="module")
 def fault_temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     folder = tmp_path_factory.mktemp("fault-temporal")
-    server = DevServer(
-        db_file=folder / "temporal.db",
-        port=free_port(),
-        ui_port=None,
-        log_file=folder / "temporal.log",
-    ).start()
+    server = start_dev_server(folder)
     yield server
     server.stop()
 

@@ -12,19 +12,11 @@ import time
 import httpx
 
 from tests.support.builders import action, chain, create_workflow, register, service
+from tests.support.polling import eventually
 from tests.support.postgres import PrivatePostgres
 from tests.support.stack import Stack, wait_for_workers
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"}
-
-
-async def _wait_for(predicate, *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{what} not met within {timeout}s")
 
 
 async def _statuses(api: httpx.AsyncClient, execution_ids: list[str]) -> dict[str, str]:
@@ -75,7 +67,7 @@ async def _all_closed(api: httpx.AsyncClient, ids: list[str], *, timeout: float)
         statuses = await _statuses(api, ids)
         return all(s in TERMINAL for s in statuses.values())
 
-    await _wait_for(closed, timeout=timeout, what=f"all {len(ids)} executions to close")
+    await eventually(closed, timeout=timeout, what=f"all {len(ids)} executions to close")
     return statuses
 
 
@@ -98,14 +90,14 @@ async def test_worker_killed_mid_step_is_redelivered_with_the_same_idempotency_k
 
             return check
 
-        await _wait_for(await calls(1), timeout=20, what="the first call")
+        await eventually(await calls(1), timeout=20, what="the first call")
         victim = fault_stack.workers[-1]
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         fault_stack.start_worker()
         killed_at = time.monotonic()
         # The heartbeat timeout (5 s) notices the lost worker; the retry reaches the new one.
-        await _wait_for(await calls(2), timeout=30, what="the redelivered call")
+        await eventually(await calls(2), timeout=30, what="the redelivered call")
         recovery = time.monotonic() - killed_at
         services.release(token)
         await _all_closed(api, [execution_id], timeout=30)
@@ -161,7 +153,7 @@ async def test_temporal_server_restart_mid_flight_loses_nothing(
         async def healthy() -> bool:
             return (await api.get("/health")).status_code == 200
 
-        await _wait_for(healthy, timeout=60, what="the gateway to report healthy again")
+        await eventually(healthy, timeout=60, what="the gateway to report healthy again")
         statuses = await _all_closed(api, ids, timeout=120)
         assert set(statuses.values()) == {"COMPLETED"}, statuses
 
@@ -199,7 +191,7 @@ async def test_worker_sigterm_finishes_its_in_flight_step(fault_stack: Stack, se
         async def called() -> bool:
             return len(services.calls[token]) >= 1
 
-        await _wait_for(called, timeout=20, what="the call")
+        await eventually(called, timeout=20, what="the call")
         worker = fault_stack.workers[-1]
         worker.send_signal(signal.SIGTERM)
         await asyncio.sleep(1)
@@ -231,7 +223,7 @@ async def test_gateway_sigterm_drains_a_waiting_request(fault_stack: Stack, serv
         async def called() -> bool:
             return len(services.calls[token]) >= 1
 
-        await _wait_for(called, timeout=20, what="the call")
+        await eventually(called, timeout=20, what="the call")
         process.send_signal(signal.SIGTERM)
         await asyncio.sleep(0.5)
         services.release(token)
@@ -276,7 +268,7 @@ async def test_registry_database_down_answers_503_and_running_executions_finish(
             async def back() -> bool:
                 return (await api.get("/services")).status_code == 200
 
-            await _wait_for(back, timeout=30, what="the registry to answer again")
+            await eventually(back, timeout=30, what="the registry to answer again")
             again = await api.post(
                 "/services", json=service(f"late-{unique}", "http://127.0.0.1:9", [action("a")])
             )

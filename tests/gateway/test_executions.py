@@ -21,6 +21,7 @@ from tests.support.builders import (
     register,
     service,
 )
+from tests.support.polling import eventually
 
 
 async def _execute(api: httpx.AsyncClient, workflow_id: str, input_data: dict, **body: Any) -> dict:
@@ -37,15 +38,6 @@ async def _one_step(api, services, unique, behaviour, token, name="run", **actio
         api, service(svc, services.endpoint(behaviour, token), [action(name, **action_fields)])
     )
     return await create_workflow(api, f"wf-{unique}", chain(("only", svc, name)))
-
-
-async def _wait_for(predicate, *, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not met within {timeout}s")
 
 
 async def test_document_sentiment_completes_with_result_and_step_states(api, services, unique):
@@ -208,7 +200,7 @@ async def test_running_execution_keeps_its_pinned_definition_across_updates(api,
     async def called() -> bool:
         return bool(services.calls[token])
 
-    await _wait_for(called, what="the hanging step to be called")
+    await eventually(called, what="the hanging step to be called")
     updated = await api.patch(
         f"/workflows/{workflow['id']}",
         json={"steps": chain(("first", hang, "run"), ("second", echo["name"], "run"))},
@@ -220,7 +212,7 @@ async def test_running_execution_keeps_its_pinned_definition_across_updates(api,
     async def closed() -> bool:
         return (await api.get(f"/executions/{execution_id}")).json()["status"] != "RUNNING"
 
-    await _wait_for(closed, what="the execution to close")
+    await eventually(closed, what="the execution to close")
     record = (await api.get(f"/executions/{execution_id}")).json()
     assert record["status"] == "COMPLETED"
     assert record["workflow_version"] == 1
@@ -269,7 +261,7 @@ async def test_executions_list_filters_by_status_and_paginates(api, services, un
         page = (await api.get(f"/workflows/{workflow['id']}/executions")).json()
         return page["total"] == 3
 
-    await _wait_for(listed, what="visibility to list 3 executions")
+    await eventually(listed, what="visibility to list 3 executions")
     first = (
         await api.get(f"/workflows/{workflow['id']}/executions", params={"per_page": 2})
     ).json()
@@ -343,7 +335,7 @@ async def test_start_without_waiting_then_follow_status(api, services, unique):
     async def completed() -> bool:
         return (await api.get(f"/executions/{execution_id}")).json()["status"] == "COMPLETED"
 
-    await _wait_for(completed, what="completion")
+    await eventually(completed, what="completion")
 
 
 async def test_execute_with_same_idempotency_key_starts_one_execution(api, services, unique):
@@ -414,4 +406,4 @@ async def test_start_service_action_without_waiting(api, services, unique):
         record = (await api.get(f"/executions/{execution_id}")).json()
         return record["status"] == "COMPLETED" and record["result"]["echo"] == {"y": 2}
 
-    await _wait_for(completed, what="the action execution to complete")
+    await eventually(completed, what="the action execution to complete")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from core.devserver import free_port
+from core.devserver import DevServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,3 +106,13 @@ def wait_for_workers(url: str, *, count: int = 1, timeout: float = 30) -> None:
             return
         time.sleep(0.2)
     raise TimeoutError(f"{count} worker(s) did not start polling in {timeout}s")
+
+
+def start_dev_server(folder: Path) -> DevServer:
+    """A headless Temporal dev server on a free port, its state and log in `folder`."""
+    return DevServer(
+        db_file=folder / "temporal.db",
+        port=free_port(),
+        ui_port=None,
+        log_file=folder / "temporal.log",
+    ).start()

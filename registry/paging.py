@@ -1,0 +1,36 @@
+"""One page of a registry table, optionally filtered by status, oldest first."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.schemas import DefinitionStatus
+from registry.tables import ServiceRow, WorkflowRow
+
+Row = TypeVar("Row", ServiceRow, WorkflowRow)
+
+
+async def page_of(
+    session: AsyncSession,
+    table: type[Row],
+    *,
+    status: DefinitionStatus | None,
+    page: int,
+    per_page: int,
+) -> tuple[list[Row], int]:
+    """The rows of `page` (from 1) and the total number of rows that match."""
+    query = select(table)
+    count = select(func.count()).select_from(table)
+    if status is not None:
+        query = query.where(table.status == status.value)
+        count = count.where(table.status == status.value)
+    total = (await session.execute(count)).scalar_one()
+    rows = (
+        await session.execute(
+            query.order_by(table.created_at, table.id).offset((page - 1) * per_page).limit(per_page)
+        )
+    ).scalars()
+    return list(rows), total
