@@ -17,7 +17,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from core.devserver import free_port
 from examples.services import create_app as create_examples_app
@@ -106,6 +106,20 @@ def create_app(state: TestServices) -> FastAPI:
     async def bad_output(token: str, action: str, request: Request) -> JSONResponse:
         await record(token, request)
         return JSONResponse({"sentiment": 5})
+
+    @app.post("/redirect/{token}/{action}")
+    async def redirect(token: str, action: str, request: Request) -> RedirectResponse:
+        """307 to /echo/{token}/{action} on this server, named by `?host=` (default 127.0.0.1)."""
+        await record(token, request)
+        host = request.query_params.get("host", "127.0.0.1")
+        port = request.url.port
+        return RedirectResponse(f"http://{host}:{port}/echo/{token}/{action}", status_code=307)
+
+    @app.post("/big/{token}/{size}")
+    async def big(token: str, size: int, request: Request) -> JSONResponse:
+        """A JSON object of a little over `size` bytes."""
+        await record(token, request)
+        return JSONResponse({"blob": "x" * size})
 
     @app.get("/{behaviour}/{token}/health")
     async def health(behaviour: str, token: str) -> JSONResponse:
