@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from temporalio import activity
@@ -57,9 +58,17 @@ def _failure(message: str, error_type: str, *, retryable: bool, **details: Any) 
     )
 
 
+def _header_value(value: object) -> str:
+    """The value as a header can carry it: printable ASCII as is, anything else %-encoded."""
+    text = str(value)
+    if text.isascii() and text.isprintable() and len(text) <= 1024:
+        return text
+    return quote(text[:1024], safe="")
+
+
 def _headers(call: StepCall) -> dict[str, str]:
     headers = {
-        "X-Request-ID": call.request_id,
+        "X-Request-ID": _header_value(call.request_id),
         "Idempotency-Key": f"{call.execution_id}:{call.step_id}",
         "X-Execution-ID": call.execution_id,
         "X-Step-ID": call.step_id,
@@ -67,9 +76,10 @@ def _headers(call: StepCall) -> dict[str, str]:
     for key, value in call.context.items():
         if (
             isinstance(value, str | int | float | bool)
+            and key.isascii()
             and key.replace("_", "").replace("-", "").isalnum()
         ):
-            headers[f"X-Context-{key}"] = str(value)
+            headers[f"X-Context-{key}"] = _header_value(value)
     return headers
 
 

@@ -8,12 +8,14 @@ gateway answers for any execution, and a restarted gateway has lost nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC as _UTC
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -41,7 +43,10 @@ from definitions.models import (
     ExecutionOptions,
     PinnedDefinition,
 )
+from gateway.errors import TemporalUnavailableError
 from registry.errors import NotFoundError
+
+_Method = TypeVar("_Method", bound=Callable[..., Awaitable[Any]])
 
 
 class ExecutionStatus(StrEnum):
@@ -171,6 +176,19 @@ def _status(value: WorkflowExecutionStatus | None) -> ExecutionStatus:
     return _FROM_TEMPORAL.get(value, ExecutionStatus.RUNNING) if value else ExecutionStatus.RUNNING
 
 
+def _temporal_call(method: _Method) -> _Method:
+    """Translate the lazy client's failure to connect (a RuntimeError) into a 503."""
+
+    @functools.wraps(method)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(*args, **kwargs)
+        except RuntimeError as exc:
+            raise TemporalUnavailableError(str(exc)) from exc
+
+    return cast(_Method, call)
+
+
 class ExecutionService:
     """Starts executions on the task queue and reads them back from Temporal."""
 
@@ -182,6 +200,7 @@ class ExecutionService:
     def client(self) -> Client:
         return self._client
 
+    @_temporal_call
     async def start(
         self,
         definition: PinnedDefinition,
@@ -224,6 +243,7 @@ class ExecutionService:
             # The key was used before and that execution has closed: answer with it.
             return self._client.get_workflow_handle(execution_id)
 
+    @_temporal_call
     async def wait(self, handle: WorkflowHandle[Any, Any], timeout: float) -> bool:
         """Wait up to `timeout` seconds for the execution to close; True if it did."""
         try:
@@ -235,6 +255,7 @@ class ExecutionService:
         description = await handle.describe()
         return description.status != WorkflowExecutionStatus.RUNNING
 
+    @_temporal_call
     async def get(self, execution_id: str) -> ExecutionPublic:
         """The execution record, read from Temporal.
 
@@ -251,6 +272,7 @@ class ExecutionService:
             raise
         return await _Record(self._client, description, history).build()
 
+    @_temporal_call
     async def list(
         self,
         *,

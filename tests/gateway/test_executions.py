@@ -364,7 +364,7 @@ async def test_execute_answers_202_while_still_running_after_timeout(api, servic
     )
     assert answer.status_code == 202
     assert answer.json()["status"] == "RUNNING"
-    assert answer.json()["steps"][0]["status"] in ("RUNNING", "SCHEDULED")
+    assert answer.json()["steps"][0]["status"] in ("PENDING", "SCHEDULED", "RUNNING")
     services.release(token)
 
 
@@ -407,3 +407,15 @@ async def test_start_service_action_without_waiting(api, services, unique):
         return record["status"] == "COMPLETED" and record["result"]["echo"] == {"y": 2}
 
     await eventually(completed, what="the action execution to complete")
+
+
+async def test_context_values_a_header_cannot_carry_are_percent_encoded(api, services, unique):
+    token = services.token()
+    workflow = await _one_step(api, services, unique, "echo", token)
+    record = await _execute(
+        api, workflow["id"], {}, context={"request_id": "req\nnext", "city": "Zürich"}
+    )
+    assert record["status"] == "COMPLETED"
+    headers = services.calls[token][0].headers
+    assert headers["x-request-id"] == "req%0Anext"
+    assert headers["x-context-city"] == "Z%C3%BCrich"

@@ -37,12 +37,15 @@ async def test_health_is_unhealthy_503_when_temporal_is_unreachable(stack):
     async with httpx.AsyncClient() as client:
         answer = await client.get(f"{url}/health")
         registry = await client.get(f"{url}/services")
+        execution = await client.get(f"{url}/executions/exec-anything")
     assert answer.status_code == 503
     body = answer.json()
     assert body["status"] == "unhealthy"
     assert body["components"]["temporal"]["status"] == "unhealthy"
     assert body["components"]["database"]["status"] == "healthy"
     assert registry.status_code == 200, "the registry keeps working without Temporal"
+    assert execution.status_code == 503
+    assert execution.json()["component"] == "temporal"
 
 
 async def test_health_needs_no_api_key_when_keys_are_set(stack):
