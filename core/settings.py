@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     default_execute_timeout: float = Field(default=60.0, gt=0, le=3600)
     gateway_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+    gateway_embedded_worker: bool = Field(
+        default=False,
+        description="run a worker inside the gateway, so low_latency workflows start eagerly",
+    )
 
     worker_max_concurrent_activities: int = Field(default=200, ge=1)
     worker_max_concurrent_workflow_tasks: int = Field(default=200, ge=1)

@@ -89,6 +89,7 @@ class PinnedDefinition(_Frozen):
     workflow_id: str | None = None
     name: str
     version: int | None = None
+    low_latency: bool = False
     entry: str
     steps: list[PinnedStep]
 

@@ -6,6 +6,7 @@ gateway/executions.py (Temporal).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
+from temporalio.client import Client
 
 from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
@@ -22,6 +24,7 @@ from gateway.deps import require_api_key
 from gateway.executions import ExecutionService
 from gateway.routes import executions, health, services, workflows
 from registry.db import create_engine, migrate, session_factory
+from worker.main import build_worker, outbound_http
 
 log = logging.getLogger("gateway")
 
@@ -85,6 +88,40 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+async def _embedded_worker(settings: Settings, app: FastAPI, stop: asyncio.Event) -> None:
+    """A worker in the gateway process, sharing the client the gateway starts with.
+
+    Only such a worker can take an eager start: Temporal hands the first workflow task
+    back with the start answer, so a low_latency workflow runs without a task-queue
+    round trip. Workers need a connected (not lazy) client, so this one connects,
+    retrying while Temporal is down, then becomes the gateway's client.
+    """
+    client: Client | None = None
+    while client is None and not stop.is_set():
+        try:
+            client = await connect(
+                settings.temporal_address,
+                settings.temporal_namespace,
+                tls=settings.temporal_tls,
+                api_key=settings.temporal_api_key,
+            )
+        except Exception as exc:  # noqa: BLE001 - Temporal not up yet: try again
+            log.info("embedded worker waits for Temporal: %s", exc)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+    if client is None:
+        return
+    async with (
+        outbound_http() as http,
+        build_worker(client, settings, sessions=app.state.sessions, http=http),
+    ):
+        app.state.executions = ExecutionService(client, task_queue=settings.task_queue)
+        log.info("embedded worker polling task queue %r", settings.task_queue)
+        await stop.wait()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gateway; its database engine and Temporal client live in the lifespan."""
     settings = settings or get_settings()
@@ -111,9 +148,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.executions = ExecutionService(client, task_queue=settings.task_queue)
         async with httpx.AsyncClient() as http:
             app.state.http = http
+            stop = asyncio.Event()
+            embedded = (
+                asyncio.create_task(_embedded_worker(settings, app, stop))
+                if settings.gateway_embedded_worker
+                else None
+            )
             try:
                 yield
             finally:
+                stop.set()
+                if embedded is not None:
+                    await embedded
                 await engine.dispose()
 
     app = FastAPI(

@@ -238,6 +238,8 @@ class ExecutionService:
                 search_attributes=TypedSearchAttributes(attributes),
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # Taken only when this process runs a worker (GATEWAY_EMBEDDED_WORKER).
+                request_eager_start=definition.low_latency,
             )
         except WorkflowAlreadyStartedError:
             # The key was used before and that execution has closed: answer with it.

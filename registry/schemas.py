@@ -24,6 +24,18 @@ T = TypeVar("T")
 MAX_METADATA_KEYS = 100
 
 
+class WorkflowMode(StrEnum):
+    """How a workflow's steps run.
+
+    `standard`: each step is a Temporal activity (full visibility in the UI, heartbeats).
+    `low_latency`: every step runs as a local activity, and a gateway with an embedded
+    worker starts the execution eagerly; see docs/benchmarks.md for the trade-offs.
+    """
+
+    STANDARD = "standard"
+    LOW_LATENCY = "low_latency"
+
+
 class DefinitionStatus(StrEnum):
     ACTIVE = "ACTIVE"
     INACTIVE = "INACTIVE"
@@ -95,6 +107,7 @@ class WorkflowCreate(_Strict):
     steps: list[StepSpec] = Field(min_length=1, max_length=MAX_STEPS)
     metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
     status: DefinitionStatus = DefinitionStatus.ACTIVE
+    mode: WorkflowMode = WorkflowMode.STANDARD
 
 
 class WorkflowUpdate(_Strict):
@@ -103,6 +116,7 @@ class WorkflowUpdate(_Strict):
     steps: list[StepSpec] | None = Field(default=None, min_length=1, max_length=MAX_STEPS)
     metadata: dict[str, Any] | None = Field(default=None, max_length=MAX_METADATA_KEYS)
     status: DefinitionStatus | None = None
+    mode: WorkflowMode | None = None
 
 
 class WorkflowPublic(BaseModel):
@@ -112,6 +126,7 @@ class WorkflowPublic(BaseModel):
     steps: list[StepSpec]
     metadata: dict[str, Any]
     status: DefinitionStatus
+    mode: WorkflowMode = WorkflowMode.STANDARD
     version: int
     created_at: datetime
     updated_at: datetime

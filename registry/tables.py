@@ -59,6 +59,7 @@ class WorkflowRow(Base):
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonType)
     status: Mapped[str] = mapped_column(String(16), index=True)
+    mode: Mapped[str] = mapped_column(String(16), default="standard")
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -77,6 +78,7 @@ class WorkflowVersionRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonType)
+    mode: Mapped[str] = mapped_column(String(16), default="standard")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -14,7 +14,13 @@ from definitions.models import ActionSpec, PinnedDefinition, PinnedStep, StepSpe
 from registry import services
 from registry.errors import ConflictError, InvalidDefinitionError, NotFoundError, NotRunnableError
 from registry.paging import page_of
-from registry.schemas import DefinitionStatus, WorkflowCreate, WorkflowPublic, WorkflowUpdate
+from registry.schemas import (
+    DefinitionStatus,
+    WorkflowCreate,
+    WorkflowMode,
+    WorkflowPublic,
+    WorkflowUpdate,
+)
 from registry.tables import ServiceRow, WorkflowRow, WorkflowVersionRow, utcnow
 from registry.validation import validate_steps
 
@@ -34,6 +40,7 @@ def to_public(
             steps=[StepSpec.model_validate(s) for s in row.steps],
             metadata=row.metadata_,
             status=DefinitionStatus(of.status),
+            mode=WorkflowMode(row.mode),
             version=row.version,
             created_at=of.created_at,
             updated_at=row.created_at,
@@ -45,6 +52,7 @@ def to_public(
         steps=[StepSpec.model_validate(s) for s in row.steps],
         metadata=row.metadata_,
         status=DefinitionStatus(row.status),
+        mode=WorkflowMode(row.mode),
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -100,6 +108,7 @@ def _same_definition(row: WorkflowRow, body: WorkflowCreate) -> bool:
         and row.steps == _dump_steps(body.steps)
         and row.metadata_ == body.metadata
         and row.status == body.status.value
+        and row.mode == body.mode.value
     )
 
 
@@ -120,6 +129,7 @@ def _version_row(row: WorkflowRow) -> WorkflowVersionRow:
         description=row.description,
         steps=row.steps,
         metadata_=row.metadata_,
+        mode=row.mode,
         created_at=row.updated_at,
     )
 
@@ -140,6 +150,7 @@ async def create(session: AsyncSession, body: WorkflowCreate) -> tuple[WorkflowR
         steps=_dump_steps(body.steps),
         metadata_=body.metadata,
         status=body.status.value,
+        mode=body.mode.value,
         version=1,
         created_at=now,
         updated_at=now,
@@ -185,6 +196,8 @@ async def update(session: AsyncSession, workflow_id: str, body: WorkflowUpdate) 
         row.metadata_ = body.metadata
     if body.status is not None:
         row.status = body.status.value
+    if body.mode is not None:
+        row.mode = body.mode.value
     row.updated_at = utcnow()
     if new_version:
         row.version += 1
@@ -193,10 +206,11 @@ async def update(session: AsyncSession, workflow_id: str, body: WorkflowUpdate) 
         # The current version's copy follows renames and descriptions.
         stored = await session.get(WorkflowVersionRow, (row.id, row.version))
         if stored is not None:
-            stored.name, stored.description, stored.metadata_ = (
+            stored.name, stored.description, stored.metadata_, stored.mode = (
                 row.name,
                 row.description,
                 row.metadata_,
+                row.mode,
             )
     await session.flush()
     return row
@@ -273,15 +287,22 @@ async def pin(session: AsyncSession, row: WorkflowRow) -> PinnedDefinition:
     steps = [StepSpec.model_validate(s) for s in row.steps]
     rows = await _services_named(session, {s.service for s in steps})
     where = f"workflow '{row.name}'"
+    low_latency = row.mode == WorkflowMode.LOW_LATENCY.value
     pinned = [
         _pinned_step(s, _runnable_service(rows.get(s.service), s.service, where), where)
         for s in steps
     ]
+    if low_latency:
+        pinned = [
+            p.model_copy(update={"spec": p.spec.model_copy(update={"mode": "local"})})
+            for p in pinned
+        ]
     return PinnedDefinition(
         kind="workflow",
         workflow_id=row.id,
         name=row.name,
         version=row.version,
+        low_latency=low_latency,
         entry=step_order(steps)[0],
         steps=pinned,
     )

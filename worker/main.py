@@ -13,6 +13,8 @@ import signal
 from datetime import timedelta
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -43,6 +45,42 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     )
 
 
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    http: httpx.AsyncClient,
+) -> Worker:
+    """The worker for the task queue: the stored-workflow workflow and both activities."""
+    steps = StepActivities(
+        http,
+        OutboundPolicy(
+            allowed_hosts=settings.allowed_hosts,
+            payload_limit_bytes=settings.payload_limit_bytes,
+            follow_redirects=settings.follow_redirects,
+        ),
+    )
+    definitions = DefinitionActivities(sessions)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[StoredWorkflow],
+        activities=[steps.call_service, definitions.load_definition],
+        workflow_runner=workflow_runner(),
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+    )
+
+
+def outbound_http() -> httpx.AsyncClient:
+    """The HTTP client a worker calls services with, sized for its concurrency."""
+    return httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=500, max_keepalive_connections=100)
+    )
+
+
 async def run_worker(settings: Settings, *, stop: asyncio.Event) -> None:
     """Poll the task queue until `stop` is set, then shut down gracefully."""
     client = await connect(
@@ -52,39 +90,19 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event) -> None:
         api_key=settings.temporal_api_key,
     )
     await ensure_search_attributes(client)
-    limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
     async with (
         open_database(settings.resolved_database_url) as engine,
-        httpx.AsyncClient(limits=limits) as http,
+        outbound_http() as http,
+        build_worker(client, settings, sessions=session_factory(engine), http=http),
     ):
-        steps = StepActivities(
-            http,
-            OutboundPolicy(
-                allowed_hosts=settings.allowed_hosts,
-                payload_limit_bytes=settings.payload_limit_bytes,
-                follow_redirects=settings.follow_redirects,
-            ),
+        log.info(
+            "worker polling task queue %r on %s (namespace %s)",
+            settings.task_queue,
+            settings.temporal_address,
+            settings.temporal_namespace,
         )
-        definitions = DefinitionActivities(session_factory(engine))
-        worker = Worker(
-            client,
-            task_queue=settings.task_queue,
-            workflows=[StoredWorkflow],
-            activities=[steps.call_service, definitions.load_definition],
-            workflow_runner=workflow_runner(),
-            max_concurrent_activities=settings.worker_max_concurrent_activities,
-            max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
-            graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
-        )
-        async with worker:
-            log.info(
-                "worker polling task queue %r on %s (namespace %s)",
-                settings.task_queue,
-                settings.temporal_address,
-                settings.temporal_namespace,
-            )
-            await stop.wait()
-            log.info("worker shutting down; in-flight activities may finish")
+        await stop.wait()
+        log.info("worker shutting down; in-flight activities may finish")
 
 
 def main() -> None:
