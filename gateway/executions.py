@@ -250,12 +250,11 @@ class ExecutionService:
         """Wait up to `timeout` seconds for the execution to close; True if it did."""
         try:
             await asyncio.wait_for(handle.result(follow_runs=False), timeout=timeout)
-        except (TimeoutError, WorkflowFailureError):
-            pass
-        except Exception:  # noqa: BLE001 - the record below tells what happened
-            pass
-        description = await handle.describe()
-        return description.status != WorkflowExecutionStatus.RUNNING
+        except WorkflowFailureError:
+            return True  # failed, canceled, terminated or timed out: closed all the same
+        except TimeoutError:
+            return False
+        return True
 
     @_temporal_call
     async def get(self, execution_id: str) -> ExecutionPublic:
@@ -266,13 +265,16 @@ class ExecutionService:
         """
         handle = self._client.get_workflow_handle(execution_id)
         try:
-            description = await handle.describe()
             history = await handle.fetch_history()
+            # A closed execution is told whole by its history; a running one also needs
+            # its description, for the attempts and errors of activities in flight.
+            closed = history.events and history.events[-1].event_type in _CLOSED_EVENTS
+            description = None if closed else await handle.describe()
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise NotFoundError("execution", execution_id) from exc
             raise
-        return await _Record(self._client, description, history).build()
+        return await _Record(self._client, execution_id, history, description).build()
 
     @_temporal_call
     async def list(
@@ -321,17 +323,23 @@ class ExecutionService:
 
 
 class _Record:
-    """Builds an ExecutionPublic from a description and a history."""
+    """Builds an ExecutionPublic from a history, and a description while it runs."""
 
-    def __init__(self, client: Client, description: Any, history: Any) -> None:
+    def __init__(
+        self, client: Client, execution_id: str, history: Any, description: Any | None
+    ) -> None:
         self._converter = client.data_converter
+        self._execution_id = execution_id
         self._description = description
         self._events = list(history.events)
 
     async def build(self) -> ExecutionPublic:
-        d = self._description
-        memo = await d.memo()
-        status = _status(d.status)
+        first, last = self._events[0], self._events[-1]
+        started = first.workflow_execution_started_event_attributes
+        closing = _CLOSED_EVENTS.get(last.event_type)
+        status = closing or (
+            _status(self._description.status) if self._description else ExecutionStatus.RUNNING
+        )
         input_data, options = await self._start_arguments()
         definition = options.definition or await self._loaded_definition()
         result, error = await self._outcome(status)
@@ -340,22 +348,22 @@ class _Record:
             failed = next((s for s in steps if s.id == error.step_id), None)
             if failed is not None and failed.attempts:
                 error.attempts = failed.attempts
-        kind = memo.get("kind") or (definition.kind if definition else "workflow")
-        name = memo.get("workflow_name") or (definition.name if definition else d.workflow_type)
         return ExecutionPublic(
-            execution_id=d.id,
-            run_id=d.run_id,
-            kind=kind,
-            workflow_id=memo.get("workflow_id") or (definition.workflow_id if definition else None),
-            workflow_name=name,
-            workflow_version=memo.get("version") or (definition.version if definition else None),
+            execution_id=self._execution_id,
+            run_id=self._description.run_id
+            if self._description
+            else started.original_execution_run_id,
+            kind=definition.kind if definition else "workflow",
+            workflow_id=definition.workflow_id if definition else None,
+            workflow_name=definition.name if definition else started.workflow_type.name,
+            workflow_version=definition.version if definition else None,
             status=status,
             input=input_data,
             context=options.context,
             result=result,
             error=error,
-            started_at=d.start_time,
-            closed_at=d.close_time,
+            started_at=_time(first),
+            closed_at=_time(last) if closing else None,
             steps=steps,
         )
 
@@ -454,20 +462,23 @@ class _Record:
                     state.status = "RUNNING"
                     state.attempts = attributes.attempt
                     state.worker = attributes.identity or None
-                    state.started_at = event.event_time.ToDatetime().replace(tzinfo=_UTC)
+                    state.started_at = _time(event)
             elif kind in _CLOSING_EVENTS:
                 attributes = getattr(event, _CLOSING_EVENTS[kind][0])
                 state = by_scheduled.get(attributes.scheduled_event_id)
                 if state is not None:
                     state.status = _CLOSING_EVENTS[kind][1]
-                    state.completed_at = event.event_time.ToDatetime().replace(tzinfo=_UTC)
+                    state.completed_at = _time(event)
                     failure = getattr(attributes, "failure", None)
                     if failure is not None and attributes.HasField("failure"):
                         cause = failure.cause if failure.HasField("cause") else None
                         state.last_error = failure.message or (cause.message if cause else None)
             elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
                 await self._local_activity(event, states)
-        for pending in self._description.raw_description.pending_activities:
+        pending_activities = (
+            self._description.raw_description.pending_activities if self._description else []
+        )
+        for pending in pending_activities:
             state = states.get(pending.activity_id)
             if state is None:
                 continue
@@ -498,9 +509,23 @@ class _Record:
             return
         state.attempts = int(data.get("attempt") or 1)
         state.status = "FAILED" if attributes.HasField("failure") else "COMPLETED"
-        state.completed_at = event.event_time.ToDatetime().replace(tzinfo=_UTC)
+        state.completed_at = _time(event)
         if attributes.HasField("failure"):
             state.last_error = attributes.failure.message
+
+
+_CLOSED_EVENTS = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: ExecutionStatus.COMPLETED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: ExecutionStatus.FAILED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED: ExecutionStatus.CANCELED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED: ExecutionStatus.TERMINATED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT: ExecutionStatus.TIMED_OUT,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW: ExecutionStatus.COMPLETED,
+}
+
+
+def _time(event: Any) -> datetime:
+    return event.event_time.ToDatetime().replace(tzinfo=_UTC)
 
 
 _CLOSING_EVENTS = {
