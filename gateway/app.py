@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
-from temporalio.client import Client
 
 from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
@@ -24,7 +23,7 @@ from gateway.deps import require_api_key
 from gateway.executions import ExecutionService
 from gateway.routes import executions, health, services, workflows
 from registry.db import create_engine, migrate, session_factory
-from worker.main import build_worker, outbound_http
+from worker.main import build_worker, connect_when_up, outbound_http
 
 log = logging.getLogger("gateway")
 
@@ -96,21 +95,7 @@ async def _embedded_worker(settings: Settings, app: FastAPI, stop: asyncio.Event
     round trip. Workers need a connected (not lazy) client, so this one connects,
     retrying while Temporal is down, then becomes the gateway's client.
     """
-    client: Client | None = None
-    while client is None and not stop.is_set():
-        try:
-            client = await connect(
-                settings.temporal_address,
-                settings.temporal_namespace,
-                tls=settings.temporal_tls,
-                api_key=settings.temporal_api_key,
-            )
-        except Exception as exc:  # noqa: BLE001 - Temporal not up yet: try again
-            log.info("embedded worker waits for Temporal: %s", exc)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
+    client = await connect_when_up(settings, stop)
     if client is None:
         return
     async with (

@@ -45,6 +45,27 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     )
 
 
+async def connect_when_up(settings: Settings, stop: asyncio.Event) -> Client | None:
+    """A connected client, retrying until Temporal answers; None if `stop` is set first."""
+    while not stop.is_set():
+        try:
+            client = await connect(
+                settings.temporal_address,
+                settings.temporal_namespace,
+                tls=settings.temporal_tls,
+                api_key=settings.temporal_api_key,
+            )
+            await ensure_search_attributes(client)
+            return client
+        except Exception as exc:  # noqa: BLE001 - not reachable yet; say so and retry
+            log.warning("Temporal at %s not reachable yet: %s", settings.temporal_address, exc)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+    return None
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -82,14 +103,14 @@ def outbound_http() -> httpx.AsyncClient:
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event) -> None:
-    """Poll the task queue until `stop` is set, then shut down gracefully."""
-    client = await connect(
-        settings.temporal_address,
-        settings.temporal_namespace,
-        tls=settings.temporal_tls,
-        api_key=settings.temporal_api_key,
-    )
-    await ensure_search_attributes(client)
+    """Poll the task queue until `stop` is set, then shut down gracefully.
+
+    Temporal may not be up yet (or may be restarting): the worker keeps trying to
+    connect, every second, instead of exiting.
+    """
+    client = await connect_when_up(settings, stop)
+    if client is None:
+        return
     async with (
         open_database(settings.resolved_database_url) as engine,
         outbound_http() as http,

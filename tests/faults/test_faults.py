@@ -144,6 +144,7 @@ async def test_temporal_server_restart_mid_flight_loses_nothing(
         wait_for_workers(fault_stack.url)
         ids = await _start_many(api, workflow["id"], 10)
         fault_temporal.kill()
+        started_while_down = fault_stack.start_worker()
         down = await api.get("/health")
         assert down.status_code == 503
         assert down.json()["components"]["temporal"]["status"] == "unhealthy"
@@ -156,6 +157,7 @@ async def test_temporal_server_restart_mid_flight_loses_nothing(
         await eventually(healthy, timeout=60, what="the gateway to report healthy again")
         statuses = await _all_closed(api, ids, timeout=120)
         assert set(statuses.values()) == {"COMPLETED"}, statuses
+        assert started_while_down.poll() is None, "a worker started while Temporal is down waits"
 
 
 async def test_gateway_restart_mid_flight_loses_nothing(fault_stack: Stack, services, unique):
@@ -180,11 +182,12 @@ async def test_worker_sigterm_finishes_its_in_flight_step(fault_stack: Stack, se
             api, service(svc, services.endpoint("hang", token), [action("run", timeout=60)])
         )
         workflow = await create_workflow(api, f"wf-{unique}", chain(("only", svc, "run")))
-        for worker in fault_stack.workers[:-1]:
+        # One worker only, so the in-flight call is known to be on the one we stop.
+        for worker in fault_stack.workers:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGKILL)
                 worker.wait()
-        wait_for_workers(fault_stack.url)
+        fault_stack.start_worker()
         started = await api.post(f"/workflows/{workflow['id']}/executions", json={"input_data": {}})
         execution_id = started.json()["execution_id"]
 
