@@ -379,9 +379,17 @@ class _Record:
         return input_data, options
 
     async def _loaded_definition(self) -> PinnedDefinition | None:
+        """The definition an SDK-started execution loaded: a local activity's marker (or,
+        in histories written before that, an activity's result)."""
         scheduled: set[int] = set()
         for event in self._events:
-            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+                data, details = await self._local_activity_data(event)
+                result = details.get("result") if data else None
+                if data.get("activity_type") == LOAD_DEFINITION_ACTIVITY and result is not None:
+                    payloads = list(result.payloads)
+                    return (await self._converter.decode(payloads, [PinnedDefinition]))[0]
+            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 attributes = event.activity_task_scheduled_event_attributes
                 if attributes.activity_type.name == LOAD_DEFINITION_ACTIVITY:
                     scheduled.add(event.event_id)
@@ -495,15 +503,23 @@ class _Record:
             )
         return [states[i] for i in order]
 
+    async def _local_activity_data(self, event: Any) -> tuple[dict[str, Any], Any]:
+        """The `data` of a local activity's marker (id, type, attempt), and its details."""
+        attributes = event.marker_recorded_event_attributes
+        if attributes.marker_name != "core_local_activity":
+            return {}, {}
+        data_payloads = attributes.details.get("data")
+        if data_payloads is None or not data_payloads.payloads:
+            return {}, attributes.details
+        data = (await self._converter.decode(list(data_payloads.payloads)[:1], [dict]))[0]
+        return data, attributes.details
+
     async def _local_activity(self, event: Any, states: dict[str, StepState]) -> None:
         """Local activities leave a marker, not activity events; read the step from it."""
         attributes = event.marker_recorded_event_attributes
-        if attributes.marker_name != "core_local_activity":
+        data, _ = await self._local_activity_data(event)
+        if data.get("activity_type") == LOAD_DEFINITION_ACTIVITY:
             return
-        data_payloads = attributes.details.get("data")
-        if data_payloads is None or not data_payloads.payloads:
-            return
-        data = (await self._converter.decode(list(data_payloads.payloads)[:1], [dict]))[0]
         state = states.get(str(data.get("activity_id", "")))
         if state is None:
             return

@@ -106,10 +106,13 @@ class StoredWorkflow:
     async def _load_definition(self) -> PinnedDefinition:
         name = workflow.info().workflow_type
         try:
-            definition = await workflow.execute_activity(
+            # A local activity: one database read, no task-queue round trip; its result
+            # is recorded in history (a marker) all the same.
+            definition = await workflow.execute_local_activity(
                 LOAD_DEFINITION_ACTIVITY,
                 name,
                 result_type=PinnedDefinition,
+                activity_id=LOAD_DEFINITION_ACTIVITY,  # no step id can look like it
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=LOAD_DEFINITION_RETRY,
             )
