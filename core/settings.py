@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     default_execute_timeout: float = Field(default=60.0, gt=0, le=3600)
     gateway_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+    registry_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="how long a gateway serves registry reads from memory; 0 turns it off",
+    )
     gateway_embedded_worker: bool = Field(
         default=False,
         description="run a worker inside the gateway, so low_latency workflows start eagerly",

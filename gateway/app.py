@@ -21,6 +21,7 @@ from core.temporal import connect, ensure_search_attributes
 from gateway import errors
 from gateway.deps import require_api_key
 from gateway.executions import ExecutionService
+from gateway.read_cache import InvalidateOnWrite, ReadCache
 from gateway.routes import executions, health, services, workflows
 from registry.db import create_engine, migrate, session_factory
 from worker.main import build_worker, connect_when_up, outbound_http
@@ -161,5 +162,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api.include_router(router, dependencies=protected, responses=errors.error_responses(401))
     api.include_router(health.router)
     app.include_router(api)
+    app.state.read_cache = ReadCache(ttl=settings.registry_cache_seconds)
+    app.add_middleware(
+        InvalidateOnWrite,
+        cache=app.state.read_cache,
+        prefixes=("/api/services", "/api/workflows"),
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

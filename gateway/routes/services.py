@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
@@ -27,6 +27,7 @@ from gateway.executions import (
     execution_id_for,
 )
 from gateway.idempotency import write_once
+from gateway.read_cache import cached_read
 from gateway.routes.executing import run_and_answer, start_and_point, with_request_id
 from registry import services, workflows
 from registry.schemas import (
@@ -66,22 +67,28 @@ async def register_service(
 
 @router.get("", response_model=ServicesPage)
 async def list_services(
-    session: SessionDep, paging: PageDep, status: DefinitionStatus | None = None
-) -> ServicesPage:
-    rows, total = await services.list_page(
-        session, status=status, page=paging.page, per_page=paging.per_page
-    )
-    return ServicesPage.of(
-        [services.to_public(r) for r in rows],
-        total=total,
-        page=paging.page,
-        per_page=paging.per_page,
-    )
+    request: Request, session: SessionDep, paging: PageDep, status: DefinitionStatus | None = None
+) -> Response:
+    async def read() -> ServicesPage:
+        rows, total = await services.list_page(
+            session, status=status, page=paging.page, per_page=paging.per_page
+        )
+        return ServicesPage.of(
+            [services.to_public(r) for r in rows],
+            total=total,
+            page=paging.page,
+            per_page=paging.per_page,
+        )
+
+    return await cached_read(request, read)
 
 
 @router.get("/{service_id}", response_model=ServicePublic, responses=error_responses(404))
-async def get_service(service_id: str, session: SessionDep) -> ServicePublic:
-    return services.to_public(await services.get_row(session, service_id))
+async def get_service(service_id: str, request: Request, session: SessionDep) -> Response:
+    async def read() -> ServicePublic:
+        return services.to_public(await services.get_row(session, service_id))
+
+    return await cached_read(request, read)
 
 
 @router.patch(

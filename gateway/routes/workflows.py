@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
@@ -26,6 +26,7 @@ from gateway.executions import (
     execution_id_for,
 )
 from gateway.idempotency import write_once
+from gateway.read_cache import cached_read
 from gateway.routes.executing import run_and_answer, start_and_point, with_request_id
 from registry import workflows
 from registry.schemas import (
@@ -65,28 +66,35 @@ async def create_workflow(
 
 @router.get("", response_model=WorkflowsPage)
 async def list_workflows(
-    session: SessionDep, paging: PageDep, status: DefinitionStatus | None = None
-) -> WorkflowsPage:
-    rows, total = await workflows.list_page(
-        session, status=status, page=paging.page, per_page=paging.per_page
-    )
-    return WorkflowsPage.of(
-        [workflows.to_public(r) for r in rows],
-        total=total,
-        page=paging.page,
-        per_page=paging.per_page,
-    )
+    request: Request, session: SessionDep, paging: PageDep, status: DefinitionStatus | None = None
+) -> Response:
+    async def read() -> WorkflowsPage:
+        rows, total = await workflows.list_page(
+            session, status=status, page=paging.page, per_page=paging.per_page
+        )
+        return WorkflowsPage.of(
+            [workflows.to_public(r) for r in rows],
+            total=total,
+            page=paging.page,
+            per_page=paging.per_page,
+        )
+
+    return await cached_read(request, read)
 
 
 @router.get("/{workflow_id}", response_model=WorkflowPublic, responses=error_responses(404))
 async def get_workflow(
     workflow_id: str,
+    request: Request,
     session: SessionDep,
     version: Annotated[int | None, Query(ge=1, description="an earlier version")] = None,
-) -> WorkflowPublic:
-    if version is not None:
-        return await workflows.get_version(session, workflow_id, version)
-    return workflows.to_public(await workflows.get_row(session, workflow_id))
+) -> Response:
+    async def read() -> WorkflowPublic:
+        if version is not None:
+            return await workflows.get_version(session, workflow_id, version)
+        return workflows.to_public(await workflows.get_row(session, workflow_id))
+
+    return await cached_read(request, read)
 
 
 @router.patch(
