@@ -72,7 +72,7 @@ DESCRIPTIONS = {
     "a": "direct: 3 sequential HTTP calls (httpx, as the activities call)",
     "a-raw": "direct: 3 sequential HTTP calls (minimal client)",
     "b": "hand-written workflow, 3 activities",
-    "c": "ours, SDK by name (+ load-definition activity)",
+    "c": "ours, SDK by name (+ load-definition local activity)",
     "c'": "ours, SDK with pinned definition (gateway's start)",
     "c-localload": "ours, SDK by name, definition loaded by a local activity (bench/variants.py)",
     "d": "ours, POST /execute (waits)",

@@ -256,6 +256,15 @@ class ExecutionService:
             return False
         return True
 
+    async def wait_for(self, execution_id: str, timeout: float) -> bool:
+        """`wait` for an execution known by id; an unknown id is left to `get` to report."""
+        try:
+            return await self.wait(self._client.get_workflow_handle(execution_id), timeout)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+
     @_temporal_call
     async def get(self, execution_id: str) -> ExecutionPublic:
         """The execution record, read from Temporal.

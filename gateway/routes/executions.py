@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from gateway.deps import ExecutionsDep
 from gateway.errors import error_responses
@@ -12,6 +14,20 @@ router = APIRouter(prefix="/executions", tags=["executions"], responses=error_re
 
 
 @router.get("/{execution_id}", response_model=ExecutionPublic, responses=error_responses(404))
-async def get_execution(execution_id: str, executions: ExecutionsDep) -> ExecutionPublic:
+async def get_execution(
+    execution_id: str,
+    executions: ExecutionsDep,
+    wait: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=60,
+            description="seconds to wait for the execution to close before answering; "
+            "a long poll instead of polling",
+        ),
+    ] = None,
+) -> ExecutionPublic:
     """Status, input, context, result or error, and per-step state of one execution."""
+    if wait is not None:
+        await executions.wait_for(execution_id, wait)
     return await executions.get(execution_id)

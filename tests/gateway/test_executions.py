@@ -419,3 +419,17 @@ async def test_context_values_a_header_cannot_carry_are_percent_encoded(api, ser
     headers = services.calls[token][0].headers
     assert headers["x-request-id"] == "req%0Anext"
     assert headers["x-context-city"] == "Z%C3%BCrich"
+
+
+async def test_get_execution_with_wait_long_polls_until_it_closes(api, services, unique):
+    token = services.token()
+    workflow = await _one_step(api, services, unique, "hang", token)
+    started = await api.post(f"/workflows/{workflow['id']}/executions", json={"input_data": {}})
+    execution_id = started.json()["execution_id"]
+    running = await api.get(f"/executions/{execution_id}", params={"wait": 0.3})
+    assert running.json()["status"] == "RUNNING"
+    services.release(token)
+    closed = await api.get(f"/executions/{execution_id}", params={"wait": 20})
+    assert closed.json()["status"] == "COMPLETED"
+    missing = await api.get("/executions/exec-nowhere", params={"wait": 1})
+    assert missing.status_code == 404

@@ -17,6 +17,8 @@ from shared.utils.src.exceptions import ValidationError
 from shared.utils.src.retry import Operation
 
 MAX_SERVER_WAIT = 3600.0
+MAX_LONG_POLL = 20.0
+"""Longest wait the client asks of GET /executions/{id}?wait= (the gateway allows 60)."""
 """The longest `?timeout=` the gateway accepts on the execute endpoints."""
 
 Json = Mapping[str, Any]
@@ -265,9 +267,21 @@ def get_workflow_executions(
 # Executions and health
 
 
-def get_execution(execution_id: str) -> Call:
+def get_execution(execution_id: str, *, wait: float | None = None) -> Call:
+    """One execution's record; with `wait`, the gateway holds the request (long poll)
+    until the execution closes or `wait` seconds pass."""
     path = f"/executions/{_segment('execution_id', execution_id)}"
-    return Call(Operation.READ, "GET", path, about=("execution", str(execution_id)))
+    if wait is None:
+        return Call(Operation.READ, "GET", path, about=("execution", str(execution_id)))
+    server_wait = round(min(max(wait, 0.001), MAX_LONG_POLL), 3)
+    return Call(
+        Operation.READ,
+        "GET",
+        path,
+        params={"wait": server_wait},
+        about=("execution", str(execution_id)),
+        server_wait=server_wait,
+    )
 
 
 def get_integration_health() -> Call:

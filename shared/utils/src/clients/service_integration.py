@@ -440,8 +440,9 @@ class _BaseClient:
         started: float,
         deadline: float,
     ) -> ExecutionResult:
-        """Poll the record until the execution closes or the deadline passes."""
+        """Long-poll the record until the execution closes or the deadline passes."""
         polls = 0
+        asked, asked_at = 0.0, self._clock()
         while True:
             result = outcome(record, response=response)
             if result is not None:
@@ -455,9 +456,18 @@ class _BaseClient:
                     response=response,
                 )
             polls += 1
-            await self._pause(min(FIRST_POLL_DELAY * 2 ** (polls - 1), MAX_POLL_DELAY, remaining))
+            if polls > 1 and self._clock() - asked_at < asked / 2:
+                # The gateway answered without holding the request (one that predates
+                # long polls): back off instead of asking in a tight loop.
+                await self._pause(
+                    min(FIRST_POLL_DELAY * 2 ** (polls - 2), MAX_POLL_DELAY, remaining)
+                )
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    continue
+            asked, asked_at = min(remaining, _api.MAX_LONG_POLL), self._clock()
             record, response = await self._async.exchange(
-                _api.get_execution(str(record["execution_id"]))
+                _api.get_execution(str(record["execution_id"]), wait=asked)
             )
 
     async def _pause(self, seconds: float) -> None:
