@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.support.stack import Stack, wait_for_workers
+from tests.support.stack import Stack
 
 # One run is enough to keep CI time down, and the fuzzer's registry is its own SQLite file
 # anyway. What only PostgreSQL refuses (NUL characters) is checked on both backends by
@@ -70,14 +70,8 @@ def fuzz_gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "ALLOWED_HOSTS": LOOPBACK,
         "DEFAULT_EXECUTE_TIMEOUT": str(MAX_WAIT_SECONDS),
     }
-    worker = stack.start_worker(**env)
-    url = stack.start_gateway(**env)
-    gateway = stack.gateways[-1][0]
-    wait_for_workers(url)
-    yield url
-    for process in (gateway, worker):
-        process.terminate()
-        process.wait(30)
+    with stack.pair(**env) as url:
+        yield url
 
 
 def _cap_wait(case: schemathesis.Case) -> None:

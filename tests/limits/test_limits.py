@@ -22,7 +22,7 @@ from definitions.models import MAX_ACTIONS, MAX_STEPS
 from gateway.deps import MAX_PER_PAGE
 from registry.validation import MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH
 from tests.support.builders import action, chain, create_workflow, register, service
-from tests.support.stack import Stack, wait_for_workers
+from tests.support.stack import Stack
 
 if TYPE_CHECKING:
     from tests.support.services import TestServices
@@ -253,7 +253,8 @@ def strict(stack: Stack) -> Iterator[str]:
         "ALLOWED_HOSTS": "127.0.0.1",
         "FOLLOW_REDIRECTS": "true",
     }
-    yield from _pair(stack, env)
+    with stack.pair(**env) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -263,18 +264,8 @@ def fenced(stack: Stack) -> Iterator[str]:
         "TASK_QUEUE": f"fenced-{uuid.uuid4().hex[:8]}",
         "ALLOWED_HOSTS": "192.0.2.0/24,services.internal.example",
     }
-    yield from _pair(stack, env)
-
-
-def _pair(stack: Stack, env: dict[str, str]) -> Iterator[str]:
-    worker = stack.start_worker(**env)
-    url = stack.start_gateway(**env)
-    gateway = stack.gateways[-1][0]
-    wait_for_workers(url)
-    yield url
-    for process in (gateway, worker):
-        process.terminate()
-        process.wait(30)
+    with stack.pair(**env) as url:
+        yield url
 
 
 async def _run_one_step(

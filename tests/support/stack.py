@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +73,20 @@ class Stack:
         if wait:
             wait_until_up(url, process)
         return url
+
+    @contextmanager
+    def pair(self, **env: str) -> Iterator[str]:
+        """A worker and a gateway of their own (e.g. their own TASK_QUEUE); yields its URL."""
+        worker = self.start_worker(**env)
+        url = self.start_gateway(**env)
+        gateway = self.gateways[-1][0]
+        wait_for_workers(url)
+        try:
+            yield url
+        finally:
+            for process in (gateway, worker):
+                process.terminate()
+                process.wait(30)
 
     def stop(self) -> None:
         for process in [*self.workers, *(p for p, _ in self.gateways)]:
