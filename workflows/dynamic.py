@@ -67,7 +67,7 @@ class StoredWorkflow:
     Arguments: the workflow input (a JSON object), then optionally the execution
     options (`definition`, `context`). Without a definition, as when a program starts
     the workflow by name with the Temporal SDK, it loads the latest ACTIVE definition
-    of that name through an activity, so it is recorded in history all the same.
+    of that name through a local activity, so it is recorded in history all the same.
     """
 
     @workflow.run
