@@ -8,6 +8,10 @@ run saves one activity dispatch and one workflow-task round trip.
 
 `python -m bench.variants` runs the deployed worker (worker/main.py main) with only
 the workflow class swapped, on the TASK_QUEUE of its environment.
+
+This change has since been made in workflows/dynamic.py, so c-localload now measures
+the same code as c (a control for run-to-run noise). Replace the class here to measure
+the next proposed change the same way.
 """
 
 from __future__ import annotations
