@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.schemas import DefinitionStatus
+from registry.schemas import DefinitionStatus, Page
 from registry.tables import ServiceRow, WorkflowRow
 
 Row = TypeVar("Row", ServiceRow, WorkflowRow)
+PageT = TypeVar("PageT", bound=Page[Any])
 
 
 async def page_of(
@@ -34,3 +36,18 @@ async def page_of(
         )
     ).scalars()
     return list(rows), total
+
+
+async def public_page(
+    session: AsyncSession,
+    table: type[Row],
+    page_model: type[PageT],
+    to_public: Callable[[Row], Any],
+    *,
+    status: DefinitionStatus | None,
+    page: int,
+    per_page: int,
+) -> PageT:
+    """`page_of`, as the resource's public page model."""
+    rows, total = await page_of(session, table, status=status, page=page, per_page=per_page)
+    return page_model.of([to_public(r) for r in rows], total=total, page=page, per_page=per_page)

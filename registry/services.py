@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from definitions.models import ActionSpec
 from registry.errors import ConflictError, InvalidDefinitionError, NotFoundError
-from registry.paging import page_of
 from registry.schemas import (
     DefinitionStatus,
     ServiceCreate,
@@ -120,12 +119,6 @@ def _name_taken(existing: ServiceRow | None) -> ConflictError:
         resource_type=RESOURCE,
         resource_id=existing.id if existing else None,
     )
-
-
-async def list_page(
-    session: AsyncSession, *, status: DefinitionStatus | None, page: int, per_page: int
-) -> tuple[list[ServiceRow], int]:
-    return await page_of(session, ServiceRow, status=status, page=page, per_page=per_page)
 
 
 async def _workflows_using(session: AsyncSession, service_name: str) -> list[WorkflowRow]:

@@ -13,7 +13,6 @@ from definitions.graph import step_order
 from definitions.models import ActionSpec, PinnedDefinition, PinnedStep, StepSpec
 from registry import services
 from registry.errors import ConflictError, InvalidDefinitionError, NotFoundError, NotRunnableError
-from registry.paging import page_of
 from registry.schemas import (
     DefinitionStatus,
     WorkflowCreate,
@@ -227,12 +226,6 @@ async def delete(session: AsyncSession, workflow_id: str) -> WorkflowRow:
     await session.delete(row)
     await session.flush()
     return row
-
-
-async def list_page(
-    session: AsyncSession, *, status: DefinitionStatus | None, page: int, per_page: int
-) -> tuple[list[WorkflowRow], int]:
-    return await page_of(session, WorkflowRow, status=status, page=page, per_page=per_page)
 
 
 def _runnable_service(row: ServiceRow | None, name: str, where: str) -> ServiceRow:

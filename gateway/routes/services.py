@@ -30,6 +30,7 @@ from gateway.idempotency import write_once
 from gateway.read_cache import cached_read
 from gateway.routes.executing import run_and_answer, start_and_point, with_request_id
 from registry import services, workflows
+from registry.paging import public_page
 from registry.schemas import (
     DefinitionStatus,
     ServiceCreate,
@@ -37,6 +38,7 @@ from registry.schemas import (
     ServicesPage,
     ServiceUpdate,
 )
+from registry.tables import ServiceRow
 
 router = APIRouter(prefix="/services", tags=["services"], responses=error_responses(503))
 
@@ -70,12 +72,12 @@ async def list_services(
     request: Request, session: SessionDep, paging: PageDep, status: DefinitionStatus | None = None
 ) -> Response:
     async def read() -> ServicesPage:
-        rows, total = await services.list_page(
-            session, status=status, page=paging.page, per_page=paging.per_page
-        )
-        return ServicesPage.of(
-            [services.to_public(r) for r in rows],
-            total=total,
+        return await public_page(
+            session,
+            ServiceRow,
+            ServicesPage,
+            services.to_public,
+            status=status,
             page=paging.page,
             per_page=paging.per_page,
         )

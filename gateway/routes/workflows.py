@@ -29,6 +29,7 @@ from gateway.idempotency import write_once
 from gateway.read_cache import cached_read
 from gateway.routes.executing import run_and_answer, start_and_point, with_request_id
 from registry import workflows
+from registry.paging import public_page
 from registry.schemas import (
     DefinitionStatus,
     WorkflowCreate,
@@ -36,6 +37,7 @@ from registry.schemas import (
     WorkflowsPage,
     WorkflowUpdate,
 )
+from registry.tables import WorkflowRow
 
 router = APIRouter(prefix="/workflows", tags=["workflows"], responses=error_responses(503))
 
@@ -69,12 +71,12 @@ async def list_workflows(
     request: Request, session: SessionDep, paging: PageDep, status: DefinitionStatus | None = None
 ) -> Response:
     async def read() -> WorkflowsPage:
-        rows, total = await workflows.list_page(
-            session, status=status, page=paging.page, per_page=paging.per_page
-        )
-        return WorkflowsPage.of(
-            [workflows.to_public(r) for r in rows],
-            total=total,
+        return await public_page(
+            session,
+            WorkflowRow,
+            WorkflowsPage,
+            workflows.to_public,
+            status=status,
             page=paging.page,
             per_page=paging.per_page,
         )

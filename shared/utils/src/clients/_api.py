@@ -83,6 +83,31 @@ def _server_wait(seconds: float) -> float:
     return round(min(max(seconds, 0.001), MAX_SERVER_WAIT), 3)
 
 
+def _execution_call(
+    path: str,
+    about: tuple[str, str],
+    input_data: Json | None,
+    context: Json | None,
+    *,
+    wait: float | None,
+) -> Call:
+    """POST an execution: with `wait`, the gateway holds it up to that many seconds."""
+    if wait is None:
+        return Call(
+            Operation.CREATE, "POST", path, json=_execute_body(input_data, context), about=about
+        )
+    server_wait = _server_wait(wait)
+    return Call(
+        Operation.CREATE,
+        "POST",
+        path,
+        params={"timeout": server_wait},
+        json=_execute_body(input_data, context),
+        about=about,
+        server_wait=server_wait,
+    )
+
+
 # Services
 
 
@@ -137,16 +162,7 @@ def execute_service_action(
         f"/services/{_segment('service_id', service_id)}"
         f"/actions/{_segment('action', action)}/execute"
     )
-    server_wait = _server_wait(wait)
-    return Call(
-        Operation.CREATE,
-        "POST",
-        path,
-        params={"timeout": server_wait},
-        json=_execute_body(input_data, context),
-        about=("service", str(service_id)),
-        server_wait=server_wait,
-    )
+    return _execution_call(path, ("service", str(service_id)), input_data, context, wait=wait)
 
 
 def start_service_action(
@@ -156,13 +172,7 @@ def start_service_action(
         f"/services/{_segment('service_id', service_id)}"
         f"/actions/{_segment('action', action)}/executions"
     )
-    return Call(
-        Operation.CREATE,
-        "POST",
-        path,
-        json=_execute_body(input_data, context),
-        about=("service", str(service_id)),
-    )
+    return _execution_call(path, ("service", str(service_id)), input_data, context, wait=None)
 
 
 def get_service_health(service_id: str) -> Call:
@@ -226,29 +236,14 @@ def execute_workflow(
     workflow_id: str, input_data: Json | None, context: Json | None, *, wait: float
 ) -> Call:
     path = f"/workflows/{_segment('workflow_id', workflow_id)}/execute"
-    server_wait = _server_wait(wait)
-    return Call(
-        Operation.CREATE,
-        "POST",
-        path,
-        params={"timeout": server_wait},
-        json=_execute_body(input_data, context),
-        about=("workflow", str(workflow_id)),
-        server_wait=server_wait,
-    )
+    return _execution_call(path, ("workflow", str(workflow_id)), input_data, context, wait=wait)
 
 
 def start_workflow_execution(
     workflow_id: str, input_data: Json | None, context: Json | None
 ) -> Call:
     path = f"/workflows/{_segment('workflow_id', workflow_id)}/executions"
-    return Call(
-        Operation.CREATE,
-        "POST",
-        path,
-        json=_execute_body(input_data, context),
-        about=("workflow", str(workflow_id)),
-    )
+    return _execution_call(path, ("workflow", str(workflow_id)), input_data, context, wait=None)
 
 
 def get_workflow_executions(
