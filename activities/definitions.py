@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from definitions.models import LOAD_DEFINITION_ACTIVITY, PinnedDefinition
+from definitions.contract import LOAD_DEFINITION_ACTIVITY
+from definitions.models import PinnedDefinition
 from registry import workflows
 from registry.errors import NotFoundError, NotRunnableError
 

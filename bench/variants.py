@@ -24,7 +24,8 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
-    from definitions.models import LOAD_DEFINITION_ACTIVITY, PinnedDefinition
+    from definitions.contract import LOAD_DEFINITION_ACTIVITY
+from definitions.models import PinnedDefinition
     from workflows.dynamic import LOAD_DEFINITION_RETRY, StoredWorkflow
 
 
@@ -47,7 +48,7 @@ class StoredWorkflowLocalLoad(StoredWorkflow):
 
     def _record(self, definition: PinnedDefinition) -> None:
         # The same search attributes and memo as StoredWorkflow._load_definition.
-        from core.temporal import WORKFLOW_ID_KEY, WORKFLOW_VERSION_KEY
+        from definitions.contract import WORKFLOW_ID_KEY, WORKFLOW_VERSION_KEY
 
         if definition.workflow_id is not None and definition.version is not None:
             workflow.upsert_search_attributes(

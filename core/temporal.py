@@ -10,16 +10,13 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
+from definitions.contract import WORKFLOW_ID_KEY, WORKFLOW_VERSION_KEY
+
 log = logging.getLogger(__name__)
 
-# Search attributes set on every execution, so the gateway can list a workflow's
-# executions through Temporal visibility (and people can filter in the web UI).
-WORKFLOW_ID_KEY = SearchAttributeKey.for_keyword("SiWorkflowId")
-WORKFLOW_VERSION_KEY = SearchAttributeKey.for_int("SiWorkflowVersion")
 SEARCH_ATTRIBUTES = {
     WORKFLOW_ID_KEY.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
     WORKFLOW_VERSION_KEY.name: IndexedValueType.INDEXED_VALUE_TYPE_INT,

@@ -4,25 +4,23 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SERVICE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 ACTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 WORKFLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
-ACTION_EXECUTION_PREFIX = "action:"
-"""Temporal workflow type prefix of one-action executions (`action:<service>.<action>`)."""
-
-LOAD_DEFINITION_ACTIVITY = "si:load-definition"
-"""Activity that loads the latest ACTIVE definition of a workflow by name."""
-
 MAX_STEPS = 100
 MAX_ACTIONS = 100
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Crosses process boundaries (workflow input, activity input and result): unknown
+    fields are ignored, so a newer sender and an older receiver work side by side. The
+    registry's API refuses unknown fields with its own subclasses (registry/schemas.py)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class RetryPolicySpec(_Frozen):
@@ -93,6 +91,24 @@ class PinnedDefinition(_Frozen):
     entry: str
     steps: list[PinnedStep]
 
+    @model_validator(mode="after")
+    def _runnable(self) -> PinnedDefinition:
+        """A definition the workflow can follow: the entry and every `next` name a step,
+        and the chain from the entry never comes back to a step."""
+        ids = [step.id for step in self.steps]
+        if len(set(ids)) != len(ids):
+            raise ValueError("step ids must be unique")
+        seen: set[str] = set()
+        current: str | None = self.entry
+        while current is not None:
+            if current not in ids:
+                raise ValueError(f"step '{current}' is named but not defined")
+            if current in seen:
+                raise ValueError(f"the chain comes back to step '{current}'")
+            seen.add(current)
+            current = self.steps[ids.index(current)].next
+        return self
+
     def step(self, step_id: str) -> PinnedStep:
         for step in self.steps:
             if step.id == step_id:
@@ -105,13 +121,17 @@ class ExecutionOptions(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
+    contract: int = Field(default=1, description="contract version of the sender; absent: 1")
     definition: PinnedDefinition | None = None
     context: dict[str, Any] = Field(default_factory=dict)
 
 
 class StepCall(BaseModel):
-    """Input of the `<service>.<action>` activity."""
+    """Input of the `<service>.<action>` activity (unknown fields are ignored)."""
 
+    model_config = ConfigDict(extra="ignore")
+
+    contract: int = Field(default=1, description="contract version of the sender; absent: 1")
     execution_id: str
     step_id: str
     service: str

@@ -35,11 +35,18 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.temporal import WORKFLOW_ID_KEY, WORKFLOW_VERSION_KEY
+from definitions.contract import (
+    ACTION_EXECUTION_PREFIX,
+    CONTRACT_VERSION,
+    LOAD_DEFINITION_ACTIVITY,
+    STEP_FAILED,
+    WORKFLOW_ID_KEY,
+    WORKFLOW_VERSION_KEY,
+    ExecutionMemo,
+    StepFailure,
+)
 from definitions.json_values import unstorable
 from definitions.models import (
-    ACTION_EXECUTION_PREFIX,
-    LOAD_DEFINITION_ACTIVITY,
     ExecutionOptions,
     PinnedDefinition,
 )
@@ -225,16 +232,18 @@ class ExecutionService:
                 workflow_type,
                 args=[
                     request.input_data,
-                    ExecutionOptions(definition=definition, context=request.context),
+                    ExecutionOptions(
+                        contract=CONTRACT_VERSION, definition=definition, context=request.context
+                    ),
                 ],
                 id=execution_id,
                 task_queue=self._task_queue,
-                memo={
-                    "kind": definition.kind,
-                    "workflow_id": definition.workflow_id,
-                    "workflow_name": definition.name,
-                    "version": definition.version,
-                },
+                memo=ExecutionMemo(
+                    kind=definition.kind,
+                    workflow_id=definition.workflow_id,
+                    workflow_name=definition.name,
+                    version=definition.version,
+                ).to_memo(),
                 search_attributes=TypedSearchAttributes(attributes),
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -424,15 +433,15 @@ class _Record:
             failure = await self._converter.decode_failure(
                 last.workflow_execution_failed_event_attributes.failure
             )
-            if isinstance(failure, ApplicationError) and failure.type == "StepFailed":
-                details = failure.details[0] if failure.details else {}
+            if isinstance(failure, ApplicationError) and failure.type == STEP_FAILED:
+                step = StepFailure.model_validate(failure.details[0] if failure.details else {})
                 return None, ExecutionError(
-                    step_id=details.get("step_id"),
-                    service=details.get("service"),
-                    action=details.get("action"),
-                    error_type=details.get("error_type") or "StepFailed",
-                    message=details.get("message") or failure.message,
-                    attempts=details.get("attempts"),
+                    step_id=step.step_id,
+                    service=step.service,
+                    action=step.action,
+                    error_type=step.error_type,
+                    message=step.message,
+                    attempts=step.attempts,
                 )
             error_type = (
                 failure.type

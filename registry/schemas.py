@@ -16,6 +16,7 @@ from definitions.models import (
     SERVICE_NAME_PATTERN,
     WORKFLOW_NAME_PATTERN,
     ActionSpec,
+    RetryPolicySpec,
     StepSpec,
 )
 
@@ -54,6 +55,26 @@ class _Strict(BaseModel):
         return data
 
 
+class RetryPolicyIn(RetryPolicySpec):
+    """A retry policy as the API takes it: unknown fields are refused (a typo is a 422)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ActionIn(ActionSpec):
+    """An action as the API takes it: unknown fields are refused (a typo is a 422)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retry_policy: RetryPolicyIn = Field(default_factory=RetryPolicyIn)
+
+
+class StepIn(StepSpec):
+    """A step as the API takes it: unknown fields are refused (a typo is a 422)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 def _endpoint(value: AnyHttpUrl | str | None) -> str | None:
     return None if value is None else str(value).rstrip("/")
 
@@ -68,7 +89,7 @@ class ServiceCreate(_Strict):
     name: str = Field(pattern=SERVICE_NAME_PATTERN, examples=["text-extraction"])
     description: str = Field(default="", max_length=2000)
     endpoint: AnyHttpUrl = Field(examples=["http://text-extraction-service:8000/api"])
-    actions: list[ActionSpec] = Field(min_length=1, max_length=MAX_ACTIONS)
+    actions: list[ActionIn] = Field(min_length=1, max_length=MAX_ACTIONS)
     metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
     status: DefinitionStatus = DefinitionStatus.ACTIVE
     health_path: str = Field(default="/health", max_length=500)
@@ -80,7 +101,7 @@ class ServiceUpdate(_Strict):
     name: str | None = Field(default=None, pattern=SERVICE_NAME_PATTERN)
     description: str | None = Field(default=None, max_length=2000)
     endpoint: AnyHttpUrl | None = None
-    actions: list[ActionSpec] | None = Field(default=None, min_length=1, max_length=MAX_ACTIONS)
+    actions: list[ActionIn] | None = Field(default=None, min_length=1, max_length=MAX_ACTIONS)
     metadata: dict[str, Any] | None = Field(default=None, max_length=MAX_METADATA_KEYS)
     status: DefinitionStatus | None = None
     health_path: str | None = Field(default=None, max_length=500)
@@ -104,7 +125,7 @@ class ServicePublic(BaseModel):
 class WorkflowCreate(_Strict):
     name: str = Field(pattern=WORKFLOW_NAME_PATTERN, examples=["document-sentiment"])
     description: str = Field(default="", max_length=2000)
-    steps: list[StepSpec] = Field(min_length=1, max_length=MAX_STEPS)
+    steps: list[StepIn] = Field(min_length=1, max_length=MAX_STEPS)
     metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
     status: DefinitionStatus = DefinitionStatus.ACTIVE
     mode: WorkflowMode = WorkflowMode.STANDARD
@@ -113,7 +134,7 @@ class WorkflowCreate(_Strict):
 class WorkflowUpdate(_Strict):
     name: str | None = Field(default=None, pattern=WORKFLOW_NAME_PATTERN)
     description: str | None = Field(default=None, max_length=2000)
-    steps: list[StepSpec] | None = Field(default=None, min_length=1, max_length=MAX_STEPS)
+    steps: list[StepIn] | None = Field(default=None, min_length=1, max_length=MAX_STEPS)
     metadata: dict[str, Any] | None = Field(default=None, max_length=MAX_METADATA_KEYS)
     status: DefinitionStatus | None = None
     mode: WorkflowMode | None = None

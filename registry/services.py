@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -39,7 +40,7 @@ def to_public(row: ServiceRow) -> ServicePublic:
     )
 
 
-def _dump_actions(actions: list[ActionSpec]) -> list[dict[str, Any]]:
+def _dump_actions(actions: Sequence[ActionSpec]) -> list[dict[str, Any]]:
     return [a.model_dump(mode="json") for a in actions]
 
 

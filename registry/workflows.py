@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -58,7 +59,7 @@ def to_public(
     )
 
 
-def _dump_steps(steps: list[StepSpec]) -> list[dict[str, Any]]:
+def _dump_steps(steps: Sequence[StepSpec]) -> list[dict[str, Any]]:
     return [s.model_dump(mode="json") for s in steps]
 
 
@@ -67,7 +68,7 @@ async def _services_named(session: AsyncSession, names: set[str]) -> dict[str, S
     return {row.name: row for row in rows}
 
 
-async def _check_steps(session: AsyncSession, steps: list[StepSpec], name: str) -> None:
+async def _check_steps(session: AsyncSession, steps: Sequence[StepSpec], name: str) -> None:
     rows = await _services_named(session, {s.service for s in steps})
     actions = {n: [ActionSpec.model_validate(a) for a in r.actions] for n, r in rows.items()}
     problems = validate_steps(steps, actions, workflow_name=name)

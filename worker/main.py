@@ -16,6 +16,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.workflow import NondeterminismError
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.definitions import DefinitionActivities
@@ -89,6 +90,11 @@ def build_worker(
         workflows=[StoredWorkflow],
         activities=[steps.call_service, definitions.load_definition],
         workflow_runner=workflow_runner(),
+        # A history this code cannot replay (a change to the workflow's commands shipped
+        # without workflow.patched()) fails its execution at once with the mismatch in
+        # the error, instead of retrying the workflow task forever with the execution
+        # shown RUNNING. The replay gate (tests/replay) keeps this from happening.
+        workflow_failure_exception_types=[NondeterminismError],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),

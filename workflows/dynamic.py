@@ -15,14 +15,17 @@ from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from core.temporal import WORKFLOW_ID_KEY, WORKFLOW_VERSION_KEY
-    from definitions.models import (
+    from definitions.contract import (
+        CONTRACT_VERSION,
+        INVALID_START,
         LOAD_DEFINITION_ACTIVITY,
-        ExecutionOptions,
-        PinnedDefinition,
-        PinnedStep,
-        StepCall,
+        STEP_FAILED,
+        WORKFLOW_ID_KEY,
+        WORKFLOW_VERSION_KEY,
+        ExecutionMemo,
+        StepFailure,
     )
+    from definitions.models import ExecutionOptions, PinnedDefinition, PinnedStep, StepCall
     from workflows.dataflow import step_input
 
 HEARTBEAT_TIMEOUT = timedelta(seconds=5)
@@ -60,6 +63,46 @@ def _cause_of(error: ActivityError) -> tuple[str, str, dict[str, Any]]:
     return "ActivityError", str(error), {}
 
 
+def _invalid_start(message: str) -> ApplicationError:
+    """Fails the execution at once: retrying a workflow task cannot fix its arguments."""
+    return ApplicationError(message, type=INVALID_START, non_retryable=True)
+
+
+def _start_arguments(args: Sequence[RawValue]) -> tuple[dict[str, Any], ExecutionOptions]:
+    """The workflow input (a JSON object) and the execution options, or InvalidStart."""
+    if len(args) > 2:
+        raise _invalid_start(
+            f"a stored workflow takes the input and optionally {{'context': {{...}}}}; "
+            f"it was started with {len(args)} arguments"
+        )
+    converter = workflow.payload_converter()
+    data: Any = {}
+    if args:
+        try:
+            data = converter.from_payload(args[0].payload)
+        except Exception as exc:  # noqa: BLE001 - any undecodable input is the caller's
+            raise _invalid_start(f"the workflow input cannot be decoded: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise _invalid_start(
+            f'the workflow input must be a JSON object, e.g. {{"document_url": "..."}}; '
+            f"got {type(data).__name__} {str(data)[:80]!r}"
+        )
+    if len(args) < 2:
+        return data, ExecutionOptions()
+    try:
+        options = converter.from_payload(args[1].payload, ExecutionOptions)
+    except Exception as exc:  # noqa: BLE001 - pydantic says which field is wrong
+        raise _invalid_start(
+            "the second argument must be an object like {'context': {...}}; "
+            f"it cannot be used: {exc}"
+        ) from None
+    if not isinstance(options, ExecutionOptions):
+        raise _invalid_start("the second argument must be an object like {'context': {...}}")
+    return data, options
+
+
 @workflow.defn(dynamic=True, sandboxed=True)
 class StoredWorkflow:
     """Runs a pinned definition from its entry step along `next`.
@@ -72,15 +115,7 @@ class StoredWorkflow:
 
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> dict[str, Any]:
-        converter = workflow.payload_converter()
-        data: dict[str, Any] = (
-            dict(converter.from_payload(args[0].payload, dict) or {}) if args else {}
-        )
-        options = (
-            converter.from_payload(args[1].payload, ExecutionOptions)
-            if len(args) > 1
-            else ExecutionOptions()
-        )
+        data, options = _start_arguments(args)
         definition = options.definition or await self._load_definition()
         context = dict(options.context)
         request_id = str(context.get("request_id") or workflow.uuid4())
@@ -89,6 +124,7 @@ class StoredWorkflow:
         output: dict[str, Any] = {}
         while step is not None:
             call = StepCall(
+                contract=CONTRACT_VERSION,
                 execution_id=workflow.info().workflow_id,
                 step_id=step.id,
                 service=step.service,
@@ -131,12 +167,12 @@ class StoredWorkflow:
                 ]
             )
             workflow.upsert_memo(
-                {
-                    "workflow_id": definition.workflow_id,
-                    "workflow_name": definition.name,
-                    "version": definition.version,
-                    "kind": definition.kind,
-                }
+                ExecutionMemo(
+                    kind=definition.kind,
+                    workflow_id=definition.workflow_id,
+                    workflow_name=definition.name,
+                    version=definition.version,
+                ).to_memo()
             )
         return definition
 
@@ -164,17 +200,18 @@ class StoredWorkflow:
             )
         except ActivityError as error:
             error_type, message, details = _cause_of(error)
+            failure = StepFailure(
+                step_id=step.id,
+                service=step.service,
+                action=step.action,
+                error_type=error_type,
+                message=message,
+                attempts=details.get("attempt"),
+                status_code=details.get("status_code"),
+            )
             raise ApplicationError(
                 f"step '{step.id}' ({activity_type}) failed: {message}",
-                {
-                    "step_id": step.id,
-                    "service": step.service,
-                    "action": step.action,
-                    "error_type": error_type,
-                    "message": message,
-                    "attempts": details.get("attempt"),
-                    "status_code": details.get("status_code"),
-                },
-                type="StepFailed",
+                failure.model_dump(),
+                type=STEP_FAILED,
                 non_retryable=True,
             ) from error

@@ -1,0 +1,65 @@
+"""The contract between the gateway, the workflow and the activities, in one place.
+
+Everything one side writes and another reads is named here once: the Temporal names
+(activity types, workflow type prefix, search attributes), the memo keys, the failure
+type a failed step ends an execution with and its details, and the version of the
+models that cross process boundaries. Those models accept unknown fields, so during a
+rolling upgrade a newer gateway and an older worker (or the reverse) keep working; see
+docs/versioning.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from temporalio.common import SearchAttributeKey
+
+CONTRACT_VERSION = 2
+"""Version of the models exchanged across processes. 1: the seed (no version field);
+2: adds `contract` to ExecutionOptions and StepCall. Readers treat a missing value as 1."""
+
+ACTION_EXECUTION_PREFIX = "action:"
+"""Temporal workflow type prefix of one-action executions (`action:<service>.<action>`)."""
+
+LOAD_DEFINITION_ACTIVITY = "si:load-definition"
+"""Activity that loads the latest ACTIVE definition of a workflow by name."""
+
+STEP_FAILED = "StepFailed"
+"""ApplicationError type an execution fails with when a step fails; details: StepFailure."""
+
+INVALID_START = "InvalidStart"
+"""ApplicationError type of an execution whose input, options or definition cannot be used."""
+
+WORKFLOW_ID_KEY = SearchAttributeKey.for_keyword("SiWorkflowId")
+WORKFLOW_VERSION_KEY = SearchAttributeKey.for_int("SiWorkflowVersion")
+"""Search attributes on every execution of a stored workflow: the gateway lists a
+workflow's executions by them, and people filter by them in the web UI."""
+
+
+class _Tolerant(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ExecutionMemo(_Tolerant):
+    """The memo of an execution: what it runs, readable without decoding its input."""
+
+    kind: str = "workflow"
+    workflow_id: str | None = None
+    workflow_name: str | None = None
+    version: int | None = None
+
+    def to_memo(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+class StepFailure(_Tolerant):
+    """Details of the STEP_FAILED error: which step failed, how, after how many attempts."""
+
+    step_id: str
+    service: str
+    action: str
+    error_type: str
+    message: str
+    attempts: int | None = None
+    status_code: int | None = None
