@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Sequence
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -43,7 +44,11 @@ def _retry_after(response: httpx.Response) -> timedelta | None:
             return None
         from datetime import UTC, datetime
 
+        if when.tzinfo is None:  # "-0000" or no zone: an HTTP-date is always GMT
+            when = when.replace(tzinfo=UTC)
         seconds = (when - datetime.now(UTC)).total_seconds()
+    if math.isnan(seconds):
+        return None
     return timedelta(seconds=min(max(seconds, 0.0), MAX_RETRY_AFTER))
 
 
@@ -179,6 +184,12 @@ class StepActivities:
                 content.extend(chunk)
                 if len(content) > limit:
                     raise _too_large(where, limit, None)
+        except httpx.TimeoutException as exc:
+            raise _failure(
+                f"{where} timed out reading the response from {request.url}: {type(exc).__name__}",
+                "ServiceTimeout",
+                retryable=True,
+            ) from exc
         except httpx.TransportError as exc:
             raise _failure(
                 f"{where} lost the connection reading the response: {exc}",
