@@ -1,17 +1,20 @@
-"""The circuit breaker: it opens, fails fast, half-opens and closes; 4xx never count."""
+"""The circuit breaker: it opens, fails fast, half-opens and closes; 5xx count, 4xx never."""
 
 from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
-from shared.utils.src.circuit_breaker import CircuitBreaker, CircuitState
+from shared.utils.src.circuit_breaker import CircuitBreaker, CircuitState, is_service_failure
 from shared.utils.src.exceptions import (
     CircuitOpenError,
     ConflictError,
     ResourceNotFoundError,
+    ServiceIntegrationError,
     ServiceUnavailableError,
+    UnexpectedResponseError,
     ValidationError,
 )
 
@@ -159,6 +162,61 @@ def test_client_errors_never_count(breaker: CircuitBreaker, error: Exception) ->
             breaker.call(service)
     assert breaker.state is CircuitState.CLOSED
     assert breaker.failure_count == 0
+
+
+def answered(status: int) -> httpx.Response:
+    return httpx.Response(status, request=httpx.Request("GET", "http://127.0.0.1:1/api/workflows"))
+
+
+def server_error(status: int = 500) -> UnexpectedResponseError:
+    return UnexpectedResponseError(f"answered {status}", response=answered(status))
+
+
+def test_5xx_answers_count_and_open_the_circuit(breaker: CircuitBreaker) -> None:
+    service = Service()
+    service.error = server_error(500)
+    for count in (1, 2):
+        with pytest.raises(UnexpectedResponseError):
+            breaker.call(service)
+        assert breaker.failure_count == count
+    with pytest.raises(CircuitOpenError) as caught:
+        breaker.call(service)
+    assert caught.value.__cause__ is service.error
+    assert caught.value.response is not None and caught.value.response.status_code == 500
+    assert breaker.state is CircuitState.OPEN
+
+
+@pytest.mark.parametrize(
+    ("error", "counts"),
+    [
+        (server_error(500), True),
+        (server_error(501), True),
+        (server_error(599), True),
+        (ServiceUnavailableError("service-integration", "down", response=answered(503)), True),
+        (ServiceUnavailableError("service-integration", "no answer"), True),
+        (UnexpectedResponseError("a 200 that is not a JSON object", response=answered(200)), False),
+        (ResourceNotFoundError("workflow", "wf-1", response=answered(404)), False),
+        (ServiceIntegrationError("refused with 418", response=answered(418)), False),
+        (ServiceIntegrationError("unsupported scheme; check base_url"), False),
+        (CircuitOpenError("service-integration", "open", response=answered(503)), False),
+        (ValueError("a bug"), False),
+    ],
+    ids=[
+        "500",
+        "501",
+        "599",
+        "503",
+        "no-answer",
+        "200-not-json",
+        "404",
+        "418",
+        "no-response",
+        "circuit-open",
+        "not-ours",
+    ],
+)
+def test_is_service_failure(error: Exception, counts: bool) -> None:
+    assert is_service_failure(error) is counts
 
 
 def test_client_error_on_trial_closes_the_circuit(breaker: CircuitBreaker, clock: Clock) -> None:

@@ -258,6 +258,55 @@ async def test_500_is_not_retried(make_client, invoke, local_server, clock):
     assert len(local_server.requests) == 1
 
 
+@pytest.mark.parametrize("status", [500, 501, 507])
+async def test_5xx_counts_as_a_breaker_failure_and_is_not_retried(
+    make_client, invoke, local_server, clock, status
+):
+    breaker = CircuitBreaker(failure_threshold=2, recovery_timeout=30.0, clock=clock)
+    client = make_client(circuit_breaker=breaker)
+    local_server.answer(status, text="Internal Server Error", times=2)
+
+    with pytest.raises(UnexpectedResponseError) as caught:
+        await invoke(client, "get_workflow", "wf-1")
+    assert caught.value.response is not None and caught.value.response.status_code == status
+    assert breaker.failure_count == 1
+    assert breaker.state is CircuitState.CLOSED
+
+    # The second 5xx reaches the threshold: raised as the opening, from the 5xx error.
+    with pytest.raises(CircuitOpenError) as caught_open:
+        await client.create_workflow(name="wf", steps=STEPS)
+    assert isinstance(caught_open.value.__cause__, UnexpectedResponseError)
+    assert caught_open.value.response is not None
+    assert caught_open.value.response.status_code == status
+    assert breaker.state is CircuitState.OPEN
+
+    with pytest.raises(CircuitOpenError):
+        await invoke(client, "get_workflow", "wf-1")
+    assert len(local_server.requests) == 2, "no 5xx is retried; an open circuit sends nothing"
+    assert clock.sleeps == []
+
+
+async def test_4xx_between_5xx_resets_the_breakers_count(make_client, invoke, local_server, clock):
+    breaker = CircuitBreaker(failure_threshold=2, clock=clock)
+    client = make_client(circuit_breaker=breaker)
+    local_server.answer(500, text="Internal Server Error")
+    local_server.answer(404, {"detail": "not found"})
+    local_server.answer(500, text="Internal Server Error")
+
+    with pytest.raises(UnexpectedResponseError):
+        await invoke(client, "get_workflow", "wf-1")
+    assert breaker.failure_count == 1
+    with pytest.raises(ResourceNotFoundError):
+        await invoke(client, "get_workflow", "wf-1")
+    assert breaker.failure_count == 0, "a 4xx answer proves the service works"
+    with pytest.raises(UnexpectedResponseError):
+        await invoke(client, "get_workflow", "wf-1")
+    assert breaker.failure_count == 1
+    assert breaker.state is CircuitState.CLOSED
+    assert len(local_server.requests) == 3
+    assert clock.sleeps == []
+
+
 async def test_body_that_is_not_json_is_refused_before_sending(make_client, local_server):
     with pytest.raises(ValidationError) as caught:
         await make_client().create_workflow(name="wf", description="d", steps=[...])

@@ -165,3 +165,25 @@ def test_blocking_call_refuses_an_async_sleep() -> None:
 def test_policy_refuses_nonsense(options: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         RetryPolicy(**options)  # type: ignore[arg-type]
+
+
+async def test_call_async_awaits_what_a_plain_callable_returns() -> None:
+    # The client passes lambdas that return coroutines, not coroutine functions.
+    flaky = Flaky(unavailable())
+    slept: list[float] = []
+    result = await RETRY_POLICIES[Operation.READ].call_async(
+        lambda: flaky.call_async(), sleep=slept.append
+    )
+    assert result == "done"
+    assert flaky.calls == 2
+    assert len(slept) == 1
+
+
+def test_each_retry_is_logged_with_its_delay(caplog: pytest.LogCaptureFixture) -> None:
+    policy = replace(RETRY_POLICIES[Operation.CREATE], random=lambda: 0.0)
+    with caplog.at_level("WARNING", logger="shared.utils.src.retry"):
+        policy.call(Flaky(unavailable(), unavailable()), sleep=lambda _: None)
+    assert [r.getMessage() for r in caplog.records] == [
+        "attempt 1 of 4 failed (down for the test); retrying in 0.50 s",
+        "attempt 2 of 4 failed (down for the test); retrying in 1.00 s",
+    ]

@@ -11,11 +11,17 @@ the network. As in pybreaker, the failure that opens the circuit is raised as a
 `CircuitOpenError` too (from the failure, whose request and response it keeps),
 so a retry loop around the breaker stops there instead of waiting for nothing.
 
-Only failures that `is_failure` accepts count: by default `ServiceUnavailableError`
-(but not `CircuitOpenError`). Any other outcome, a 4xx error included, proves the
-service is answering and counts as a success. There is no global registry of
-breakers: whoever calls a service owns the breaker for it (the Service
-Integration client holds one for its base URL). The clock is injectable.
+Only failures that `is_failure` accepts count. By default (`is_service_failure`)
+that is a `ServiceUnavailableError` (502/503/504, no answer, a timeout; but not
+`CircuitOpenError`) and any other error that carries a 5xx answer, such as the
+`UnexpectedResponseError` of a 500: the service answered, but it is failing. Any
+other outcome, a 4xx error included, proves the service is working and counts as
+a success. Counting is not retrying: the retry policy retries only
+`ServiceUnavailableError`, so a 500 is counted once and raised at once.
+
+There is no global registry of breakers: whoever calls a service owns the
+breaker for it (the Service Integration client holds one for its base URL). The
+clock is injectable.
 """
 
 from __future__ import annotations
@@ -26,9 +32,13 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import TypeVar
 
-from shared.utils.src.exceptions import CircuitOpenError, ServiceUnavailableError
+from shared.utils.src.exceptions import (
+    CircuitOpenError,
+    ServiceIntegrationError,
+    ServiceUnavailableError,
+)
 
-__all__ = ["CircuitBreaker", "CircuitState", "is_unavailability"]
+__all__ = ["CircuitBreaker", "CircuitState", "is_service_failure", "is_unavailability"]
 
 T = TypeVar("T")
 
@@ -44,6 +54,23 @@ def is_unavailability(error: BaseException) -> bool:
     return isinstance(error, ServiceUnavailableError) and not isinstance(error, CircuitOpenError)
 
 
+def is_service_failure(error: BaseException) -> bool:
+    """True for errors that say the service is down or failing: the breaker's default.
+
+    That is unavailability (`is_unavailability`) and any other error carrying a 5xx
+    answer (a 500 is an `UnexpectedResponseError`). Not a 4xx, not an answer the
+    client could not read (a 200 that is not JSON), not a breaker that is open.
+    """
+    if isinstance(error, CircuitOpenError):
+        return False
+    if is_unavailability(error):
+        return True
+    if isinstance(error, ServiceIntegrationError):
+        status = error.status_code
+        return status is not None and status >= 500
+    return False
+
+
 class CircuitBreaker:
     """Closed, open or half-open; thread-safe; usable from sync and async code.
 
@@ -52,7 +79,7 @@ class CircuitBreaker:
         failure_threshold: Consecutive failures that open the circuit.
         recovery_timeout: Seconds the circuit stays open before a trial call.
         clock: Monotonic seconds; `time.monotonic` by default.
-        is_failure: Which errors count as failures.
+        is_failure: Which errors count as failures; `is_service_failure` by default.
     """
 
     def __init__(
@@ -62,7 +89,7 @@ class CircuitBreaker:
         failure_threshold: int = 5,
         recovery_timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
-        is_failure: Callable[[BaseException], bool] = is_unavailability,
+        is_failure: Callable[[BaseException], bool] = is_service_failure,
     ) -> None:
         if failure_threshold < 1:
             raise ValueError(f"failure_threshold must be 1 or more, not {failure_threshold}")
@@ -117,7 +144,7 @@ class CircuitBreaker:
             self._trial_in_flight = False
 
     def record_failure(self) -> bool:
-        """The service was unavailable: count it, and open the circuit at the threshold.
+        """The service was unavailable or failing: count it; open the circuit at the threshold.
 
         Returns:
             True if this failure opened the circuit.

@@ -4,7 +4,8 @@ Every error carries the context it has as attributes: `.request` (the
 `httpx.Request` that was sent, or None when nothing was sent) and `.response`
 (the `httpx.Response`, or None when no answer came). Mistakes of the caller
 (4xx) are kept apart from unavailability (which is retried and counted by the
-circuit breaker) and from executions that ran and failed::
+circuit breaker), from other 5xx answers (counted by the breaker, not retried)
+and from executions that ran and failed::
 
     ServiceIntegrationError                 base of every error below
     ├── RequestRejectedError                a 4xx answer: change the request, do not retry it
@@ -17,7 +18,7 @@ circuit breaker) and from executions that ran and failed::
     │   │                                   .service_name, .component, .retry_after
     │   └── CircuitOpenError                the breaker is open; nothing was sent
     ├── MaxRetriesExceededError             retries ran out   .attempts, .last_error
-    ├── UnexpectedResponseError             500 and answers the client cannot read
+    ├── UnexpectedResponseError             500 and other answers the client cannot use
     └── ExecutionError                      about one execution   .execution_id, .execution
         ├── ExecutionFailedError            ended FAILED, CANCELED, TERMINATED or TIMED_OUT
         │                                   .status, .step_id, .cause
@@ -229,7 +230,9 @@ class MaxRetriesExceededError(ServiceIntegrationError):
 class UnexpectedResponseError(ServiceIntegrationError):
     """An answer the client cannot use: 500, another status it does not know, or bad JSON.
 
-    A 500 is a fault of the gateway; it is neither retried nor counted by the breaker.
+    A 500 (or another 5xx but 502/503/504) is a fault of the gateway: it is not
+    retried, but the circuit breaker counts it as a failure. An answer that is not
+    a 5xx (a 200 whose body is not a JSON object) is not counted.
     """
 
 

@@ -11,12 +11,17 @@ The client guide's table, one policy per kind of operation (`RETRY_POLICIES`):
     read        2        0.5 s       2 s
     ==========  =======  ==========  =========
 
+The loop itself is tenacity's (`Retrying` for `call`, `AsyncRetrying` for
+`call_async`): `stop_after_attempt(max_retries + 1)`, a retry condition built from
+`retry_on`, the policy's own wait strategy, and the caller's sleep.
+
 Backoff is exponential with jitter. Before retry `n` (1 for the first retry) the
 nominal delay is `d = min(max_delay, base_delay * 2 ** (n - 1))`, and a random
 part of up to `jitter * d` is taken off, so the wait lies in
 `[d * (1 - jitter), d]` (with the default `jitter=0.5`, between half of `d` and
 `d`). It never exceeds `max_delay`, and clients that failed together do not all
-come back at the same moment.
+come back at the same moment. (tenacity's own `wait_exponential_jitter` adds its
+jitter on top of `d` instead, so the policy gives tenacity its own wait strategy.)
 
 Only `ServiceUnavailableError` is retried. `CircuitOpenError`, although a kind of
 `ServiceUnavailableError`, is not: the breaker is open precisely so that calls
@@ -40,7 +45,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+)
+from tenacity.wait import wait_base
 
 from shared.utils.src.exceptions import (
     CircuitOpenError,
@@ -138,17 +152,15 @@ class RetryPolicy:
             MaxRetriesExceededError: every attempt failed with a retryable error.
             Exception: the first error that `retry_on` rejects, unchanged.
         """
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return fn()
-            except Exception as exc:  # noqa: BLE001 - sorted by retry_on below
-                delay = self._next_delay(attempt, exc)
-            waited = sleep(delay)
+
+        def blocking_sleep(seconds: float) -> None:
+            waited = sleep(float(seconds))
             if inspect.isawaitable(waited):
                 _discard(waited)
                 raise TypeError("RetryPolicy.call needs a blocking sleep; use call_async")
+
+        retrying = Retrying(sleep=blocking_sleep, **self._tenacity_options())
+        return retrying(fn)
 
     async def call_async(
         self, fn: Callable[[], Awaitable[T]], *, sleep: Sleep = asyncio.sleep
@@ -166,32 +178,62 @@ class RetryPolicy:
             MaxRetriesExceededError: every attempt failed with a retryable error.
             Exception: the first error that `retry_on` rejects, unchanged.
         """
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await fn()
-            except Exception as exc:  # noqa: BLE001 - sorted by retry_on below
-                delay = self._next_delay(attempt, exc)
-            waited = sleep(delay)
+
+        async def attempt() -> T:
+            # tenacity awaits only coroutine functions; `fn` may be a plain callable
+            # (a lambda) that returns an awaitable.
+            return await fn()
+
+        async def awaitable_sleep(seconds: float) -> None:
+            waited = sleep(float(seconds))
             if inspect.isawaitable(waited):
                 await waited
 
-    def _next_delay(self, attempt: int, error: Exception) -> float:
-        """The wait before the next attempt, or raise if there is none."""
-        if not self.retry_on(error):
-            raise error
-        if attempt > self.max_retries:
-            raise MaxRetriesExceededError(attempt, error) from error
-        delay = self.delay(attempt)
+        retrying = AsyncRetrying(sleep=awaitable_sleep, **self._tenacity_options())
+        result: T = await retrying(attempt)
+        return result
+
+    def _tenacity_options(self) -> dict[str, Any]:
+        """What `Retrying` and `AsyncRetrying` share: when to stop, retry and give up."""
+        return {
+            "stop": stop_after_attempt(self.max_attempts),
+            "wait": _JitteredExponentialWait(self),
+            "retry": retry_if_exception(self.retry_on),
+            "before_sleep": self._log_retry,
+            "retry_error_callback": _give_up,
+        }
+
+    def _log_retry(self, state: RetryCallState) -> None:
         log.warning(
             "attempt %d of %d failed (%s); retrying in %.2f s",
-            attempt,
+            state.attempt_number,
             self.max_attempts,
-            error,
-            delay,
+            state.outcome.exception() if state.outcome is not None else None,
+            state.next_action.sleep if state.next_action is not None else 0.0,
         )
-        return delay
+
+
+class _JitteredExponentialWait(wait_base):
+    """tenacity wait strategy: `policy.delay(n)` before retry `n`.
+
+    Exponential from `base_delay`, capped at `max_delay`, with up to `jitter` of
+    the delay taken off at random (see the module's docstring).
+    """
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        # attempt_number counts the attempt that just failed: retry n follows attempt n.
+        return self._policy.delay(retry_state.attempt_number)
+
+
+def _give_up(state: RetryCallState) -> NoReturn:
+    """tenacity's `retry_error_callback`: the retries ran out on a retryable error."""
+    error = state.outcome.exception() if state.outcome is not None else None
+    if error is None:  # pragma: no cover - tenacity stops only after a failed attempt here
+        raise RuntimeError("the retries ran out without an error")
+    raise MaxRetriesExceededError(state.attempt_number, error) from error
 
 
 def _discard(awaitable: Any) -> None:

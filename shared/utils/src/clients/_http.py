@@ -2,8 +2,10 @@
 
     RetryPolicy.call( CircuitBreaker.call( send once, translate the answer ) )
 
+The retry loop is tenacity's (`RetryPolicy` drives `Retrying` / `AsyncRetrying`).
 Each attempt goes through the breaker, so an open circuit stops the retries at
-once (`CircuitOpenError` is not retried). The sync and async senders differ only
+once (`CircuitOpenError` is not retried), and the breaker counts every attempt
+that fails with unavailability or another 5xx answer. The sync and async senders differ only
 in the httpx client and the sleep they use; everything else comes from
 `_core` and the policies.
 """
