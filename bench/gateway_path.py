@@ -17,7 +17,8 @@ from typing import Any
 from temporalio.client import Client
 
 from bench.stack import TASK_QUEUE, Stack
-from gateway.executions import ExecuteRequest, ExecutionService
+from executions.models import ExecuteRequest
+from executions.service import ExecutionService
 
 STEPS = ("pin (registry)", "start", "wait (ExecutionService.wait)", "record (ExecutionService.get)")
 

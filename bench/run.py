@@ -7,7 +7,7 @@ It starts its own stack in a temp folder (bench/stack.py), then measures in one 
     c   our stored 3-step workflow started by name with the SDK (loads its definition
         through an activity first)
     c'  the same, started with the pinned definition as 2nd argument, exactly as the
-        gateway starts it (gateway/executions.py ExecutionService.start)
+        gateway starts it (executions/service.py ExecutionService.start)
     d   POST /api/workflows/{id}/execute (waits)
     e   POST /api/workflows/{id}/executions, then GET /api/executions/{id} until closed
     f   the registry with 10,000 services: list pages, get by id (wrk or httpx)
@@ -59,7 +59,8 @@ from bench.tuning import RECOMMENDED_SERVER, SERVER_PRESETS
 from core.settings import Settings
 from core.temporal import connect
 from definitions.models import PinnedDefinition
-from gateway.executions import ExecuteRequest, ExecutionService
+from executions.models import ExecuteRequest
+from executions.service import ExecutionService
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"

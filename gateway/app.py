@@ -1,7 +1,7 @@
 """The FastAPI application.
 
 A request goes to gateway/routes/, then to registry/ (the database) or to
-gateway/executions.py (Temporal).
+executions/ (Temporal).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
+from executions.service import ExecutionService
 from gateway import errors
 from gateway.deps import require_api_key
-from gateway.executions import ExecutionService
 from gateway.read_cache import InvalidateOnWrite, ReadCache
 from gateway.routes import executions, health, services, workflows
 from registry.db import create_engine, migrate, session_factory

@@ -11,7 +11,7 @@ from fastapi import Depends, Header, HTTPException, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.settings import Settings
-from gateway.executions import ExecutionService
+from executions.service import ExecutionService
 
 MAX_PER_PAGE = 100
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from temporalio.service import RPCError, RPCStatusCode
 
 from definitions.json_values import answerable
+from executions.errors import TemporalUnavailableError
 from registry.errors import (
     ConflictError,
     DatabaseUnavailableError,
@@ -30,10 +31,6 @@ log = logging.getLogger("gateway")
 
 class IdempotencyKeyReusedError(Exception):
     """An Idempotency-Key came back with a different request."""
-
-
-class TemporalUnavailableError(Exception):
-    """The Temporal frontend cannot be reached."""
 
 
 class ErrorBody(BaseModel):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import Response
 
 from definitions.models import PinnedDefinition
-from gateway.executions import ExecuteRequest, ExecutionPublic, ExecutionService, ExecutionStarted
+from executions.models import ExecuteRequest, ExecutionPublic, ExecutionStarted
+from executions.service import ExecutionService
 
 
 def with_request_id(body: ExecuteRequest, request_id: str | None) -> ExecuteRequest:

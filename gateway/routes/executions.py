@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from executions.models import ExecutionPublic
 from gateway.deps import ExecutionsDep
 from gateway.errors import error_responses
-from gateway.executions import ExecutionPublic
 
 router = APIRouter(prefix="/executions", tags=["executions"], responses=error_responses(503))
 

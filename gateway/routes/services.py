@@ -10,6 +10,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from core.outbound import OutboundPolicy
+from executions.models import (
+    ExecuteRequest,
+    ExecutionPublic,
+    ExecutionStarted,
+    execution_id_for,
+)
 from gateway.deps import (
     ExecutionsDep,
     HttpDep,
@@ -20,12 +26,6 @@ from gateway.deps import (
     SettingsDep,
 )
 from gateway.errors import error_responses
-from gateway.executions import (
-    ExecuteRequest,
-    ExecutionPublic,
-    ExecutionStarted,
-    execution_id_for,
-)
 from gateway.idempotency import write_once
 from gateway.read_cache import cached_read
 from gateway.routes.executing import run_and_answer, start_and_point, with_request_id

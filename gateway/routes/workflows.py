@@ -8,6 +8,14 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
+from executions.models import (
+    ExecuteRequest,
+    ExecutionPublic,
+    ExecutionsPage,
+    ExecutionStarted,
+    ExecutionStatus,
+    execution_id_for,
+)
 from gateway.deps import (
     ExecutionsDep,
     IdempotencyKey,
@@ -17,14 +25,6 @@ from gateway.deps import (
     SettingsDep,
 )
 from gateway.errors import error_responses
-from gateway.executions import (
-    ExecuteRequest,
-    ExecutionPublic,
-    ExecutionsPage,
-    ExecutionStarted,
-    ExecutionStatus,
-    execution_id_for,
-)
 from gateway.idempotency import write_once
 from gateway.read_cache import cached_read
 from gateway.routes.executing import run_and_answer, start_and_point, with_request_id

@@ -1,0 +1,7 @@
+"""Errors of the execution store. The gateway maps each type to one status code."""
+
+from __future__ import annotations
+
+
+class TemporalUnavailableError(Exception):
+    """The Temporal frontend cannot be reached (the lazy client failed to connect)."""

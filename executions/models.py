@@ -1,0 +1,123 @@
+"""The API models of an execution: what is sent to start one and what is read back."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from definitions.json_values import unstorable
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    TERMINATED = "TERMINATED"
+    TIMED_OUT = "TIMED_OUT"
+
+
+class ExecuteRequest(BaseModel):
+    input_data: dict[str, Any] = Field(default_factory=dict, description="the workflow input")
+    context: dict[str, Any] = Field(
+        default_factory=dict, description="tracing context, e.g. project_id and request_id"
+    )
+
+    @field_validator("input_data", "context")
+    @classmethod
+    def _answerable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """422 for values the execution record could not be answered with (no NaN, no lone
+        surrogate); NUL characters pass, the registry database never holds them."""
+        problem = unstorable(value, nul=False)
+        if problem:
+            raise PydanticCustomError("unstorable_value", problem)
+        return value
+
+
+class StepState(BaseModel):
+    id: str
+    service: str
+    action: str
+    status: str = Field(
+        description="PENDING, RUNNING, RETRYING, COMPLETED, FAILED, TIMED_OUT, CANCELED"
+    )
+    attempts: int = 0
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    last_error: str | None = None
+    worker: str | None = Field(default=None, description="identity of the worker that ran it")
+
+
+class ExecutionError(BaseModel):
+    step_id: str | None = None
+    service: str | None = None
+    action: str | None = None
+    error_type: str
+    message: str
+    attempts: int | None = None
+
+
+class ExecutionPublic(BaseModel):
+    execution_id: str
+    run_id: str
+    kind: str = Field(description="'workflow' or 'action'")
+    workflow_id: str | None = None
+    workflow_name: str
+    workflow_version: int | None = None
+    status: ExecutionStatus
+    input: Any = Field(
+        default=None,
+        description="the input the execution was started with: a JSON object when started "
+        "through the API; any JSON value when started with a Temporal SDK or CLI (an input "
+        "that is no object fails the execution at once with error_type InvalidStart)",
+    )
+    context: dict[str, Any] = Field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    error: ExecutionError | None = None
+    started_at: datetime
+    closed_at: datetime | None = None
+    steps: list[StepState] = Field(default_factory=list)
+
+
+class ExecutionSummary(BaseModel):
+    execution_id: str
+    run_id: str
+    workflow_id: str | None = None
+    workflow_name: str
+    workflow_version: int | None = None
+    status: ExecutionStatus
+    started_at: datetime
+    closed_at: datetime | None = None
+
+
+class ExecutionsPage(BaseModel):
+    items: list[ExecutionSummary]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+
+
+class ExecutionStarted(BaseModel):
+    execution_id: str
+    run_id: str
+    status: ExecutionStatus = ExecutionStatus.RUNNING
+    status_url: str
+
+
+def execution_id_for(scope: str, idempotency_key: str | None) -> str:
+    """A new execution id, or the one an idempotency key always maps to.
+
+    The same key for the same workflow gives the same Temporal workflow id, so a
+    retried start finds the first execution instead of starting a second one.
+    """
+    if idempotency_key:
+        digest = hashlib.sha256(f"{scope}\0{idempotency_key}".encode()).hexdigest()[:32]
+        return f"exec-{digest}"
+    return f"exec-{uuid.uuid4().hex}"
