@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
+from definitions.contract import INVALID_START
 from tests.support.builders import (
     ANALYZE_INPUT,
     ANALYZE_OUTPUT,
@@ -249,6 +250,27 @@ async def test_start_by_name_of_unknown_workflow_fails_clearly(stack, unique):
         assert f"workflow 'no-such-{unique}' not found" in str(exc.__cause__)
     else:
         raise AssertionError("an unknown workflow name must fail")
+
+
+async def test_sdk_start_with_an_input_that_is_no_object_reads_back_as_invalid_start(
+    api, services, stack, unique
+):
+    await document_sentiment(api, f"{services.url}/examples", unique)
+    client = await Client.connect(stack.temporal_address)
+    execution_id = f"sdk-{uuid.uuid4()}"
+    handle = await client.start_workflow(
+        f"document-sentiment-{unique}", "not-a-dict", id=execution_id, task_queue=stack.task_queue
+    )
+    try:
+        await handle.result()
+    except Exception:  # noqa: BLE001 - the record below says how it failed
+        pass
+    answer = await api.get(f"/executions/{execution_id}")
+    assert answer.status_code == 200, answer.text
+    record = answer.json()
+    assert (record["status"], record["input"]) == ("FAILED", "not-a-dict")
+    assert record["error"]["error_type"] == INVALID_START
+    assert record["error"]["message"]
 
 
 async def test_executions_list_filters_by_status_and_paginates(api, services, unique):
