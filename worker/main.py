@@ -11,13 +11,14 @@ import asyncio
 import logging
 import signal
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
-from temporalio.workflow import NondeterminismError
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.workflow import NondeterminismError
 
 from activities.definitions import DefinitionActivities
 from activities.http_step import StepActivities
@@ -44,6 +45,19 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
     )
+
+
+def workflow_options() -> dict[str, Any]:
+    """How every worker (and the replay gate) runs StoredWorkflow."""
+    return {
+        "workflows": [StoredWorkflow],
+        "workflow_runner": workflow_runner(),
+        # A history this code cannot replay (a change to the workflow's commands shipped
+        # without workflow.patched()) fails its execution at once with the mismatch in
+        # the error, instead of retrying the workflow task forever while the execution
+        # shows RUNNING. The replay gate (tests/replay) keeps that from shipping.
+        "workflow_failure_exception_types": [NondeterminismError],
+    }
 
 
 async def connect_when_up(settings: Settings, stop: asyncio.Event) -> Client | None:
@@ -87,14 +101,8 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[StoredWorkflow],
         activities=[steps.call_service, definitions.load_definition],
-        workflow_runner=workflow_runner(),
-        # A history this code cannot replay (a change to the workflow's commands shipped
-        # without workflow.patched()) fails its execution at once with the mismatch in
-        # the error, instead of retrying the workflow task forever with the execution
-        # shown RUNNING. The replay gate (tests/replay) keeps this from happening.
-        workflow_failure_exception_types=[NondeterminismError],
+        **workflow_options(),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),

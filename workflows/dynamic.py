@@ -50,9 +50,14 @@ def _retry_policy(step: PinnedStep) -> RetryPolicy:
     )
 
 
-def _cause_of(error: ActivityError) -> tuple[str, str, dict[str, Any]]:
+StepError = (ActivityError, ApplicationError, TimeoutError)
+"""What awaiting a step raises: an activity's failure comes as ActivityError with the
+attempt's error as its cause; a local activity's comes as that error itself."""
+
+
+def _cause_of(error: BaseException) -> tuple[str, str, dict[str, Any]]:
     """Type, message and details of the last attempt's failure."""
-    cause = error.cause
+    cause = error.cause if isinstance(error, ActivityError) else error
     if isinstance(cause, ApplicationError):
         details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
         return cause.type or "ApplicationError", cause.message, details
@@ -152,7 +157,7 @@ class StoredWorkflow:
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=LOAD_DEFINITION_RETRY,
             )
-        except ActivityError as error:
+        except StepError as error:
             error_type, message, _ = _cause_of(error)
             raise ApplicationError(
                 f"cannot run stored workflow '{name}': {message}",
@@ -198,7 +203,7 @@ class StoredWorkflow:
                 heartbeat_timeout=HEARTBEAT_TIMEOUT if timeout > HEARTBEAT_TIMEOUT else None,
                 retry_policy=_retry_policy(step),
             )
-        except ActivityError as error:
+        except StepError as error:
             error_type, message, details = _cause_of(error)
             failure = StepFailure(
                 step_id=step.id,
