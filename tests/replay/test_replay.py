@@ -8,10 +8,14 @@ rewritten; see docs/versioning.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio import workflow
 from temporalio.client import WorkflowHistory
+from temporalio.common import RawValue
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
@@ -42,3 +46,49 @@ async def test_history_replays_on_current_code(path: Path) -> None:
         f"{path.relative_to(HISTORIES)} no longer replays: {result.replay_failure}. "
         "Put the change behind workflow.patched() (docs/versioning.md)"
     )
+
+
+@workflow.defn(dynamic=True, sandboxed=False)
+class UnpatchedChange(StoredWorkflow):
+    """Today's workflow with one more command (a timer) before the steps, unpatched."""
+
+    @workflow.run
+    async def run(self, args: Sequence[RawValue]) -> dict[str, Any]:
+        await workflow.sleep(0.01)
+        return await super().run(args)
+
+
+@workflow.defn(dynamic=True, sandboxed=False)
+class PatchedChange(StoredWorkflow):
+    """The same change behind workflow.patched(), as docs/versioning.md asks."""
+
+    @workflow.run
+    async def run(self, args: Sequence[RawValue]) -> dict[str, Any]:
+        if workflow.patched("timer-before-steps"):
+            await workflow.sleep(0.01)
+        return await super().run(args)
+
+
+async def _replay_all(workflow_class: type) -> dict[str, Exception | None]:
+    replayer = Replayer(
+        workflows=[workflow_class],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
+    outcomes = {}
+    for path in RECORDED:
+        result = await replayer.replay_workflow(load(path), raise_on_replay_failure=False)
+        outcomes[path.stem] = result.replay_failure
+    return outcomes
+
+
+async def test_gate_fails_on_a_change_of_commands_without_a_patch() -> None:
+    outcomes = await _replay_all(UnpatchedChange)
+    failed = [name for name, failure in outcomes.items() if failure is not None]
+    assert "gateway-linear-context" in failed, outcomes
+    assert all("Nondeterminism" in str(outcomes[name]) for name in failed)
+
+
+async def test_gate_passes_the_same_change_behind_a_patch() -> None:
+    outcomes = await _replay_all(PatchedChange)
+    assert all(failure is None for failure in outcomes.values()), outcomes
