@@ -234,6 +234,34 @@ async def sdk_by_name_unknown(r: Recording) -> str:
     raise AssertionError("an unknown workflow name must fail the execution")
 
 
+@shape
+async def sdk_bad_input(r: Recording) -> str:
+    """Started by name with the SDK with an input that is not an object: InvalidStart."""
+    workflow = await document_sentiment(r.api, f"{r.services.url}/examples", f"{r.suffix}-bad")
+    execution_id = f"sdk-bad-{r.suffix}"
+    try:
+        await r.client.execute_workflow(
+            workflow["name"], "not-a-dict", id=execution_id, task_queue=r.stack.task_queue
+        )
+    except WorkflowFailureError:
+        return execution_id
+    raise AssertionError("an input that is not an object must fail the execution")
+
+
+@shape
+async def low_latency_failed(r: Recording) -> str:
+    """mode=low_latency with a step refused with HTTP 404: a local activity fails it."""
+    token = r.services.token()
+    name = f"status-{token}"
+    await register(r.api, service(name, r.services.endpoint("status", token), [action("404")]))
+    workflow = await create_workflow(
+        r.api, f"fastfail-{token}", chain(("only", name, "404")), mode="low_latency"
+    )
+    answer = await r.api.post(f"/workflows/{workflow['id']}/execute", json={"input_data": {}})
+    assert answer.json()["status"] == "FAILED", answer.text
+    return str(answer.json()["execution_id"])
+
+
 async def record(group: str, names: list[str], work: Path) -> list[Path]:
     target = HISTORIES / group
     existing = [name for name in names if (target / f"{name}.json").exists()]
