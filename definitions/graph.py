@@ -8,7 +8,9 @@ from typing import Any
 from definitions.models import StepSpec
 
 Problem = dict[str, Any]
-"""One validation problem, `{"loc": [...], "msg": "..."}` as FastAPI reports them."""
+"""One validation problem, `{"loc": [...], "msg": "...", "type": "value_error"}`, shaped
+as FastAPI reports them. `loc` is a place in the definition (["steps", 2, "next"]); the
+gateway adds where in the request the definition was ("body")."""
 
 
 def problem(loc: Sequence[str | int], msg: str) -> Problem:
@@ -23,14 +25,14 @@ def validate_graph(steps: Sequence[StepSpec]) -> list[Problem]:
     step reachable from the entry.
     """
     if not steps:
-        return [problem(["body", "steps"], "a workflow needs at least one step")]
+        return [problem(["steps"], "a workflow needs at least one step")]
     problems: list[Problem] = []
     ids: dict[str, int] = {}
     for index, step in enumerate(steps):
         if step.id in ids:
             problems.append(
                 problem(
-                    ["body", "steps", index, "id"],
+                    ["steps", index, "id"],
                     f"step id '{step.id}' is used twice (steps {ids[step.id]} and {index}); "
                     "give each step its own id",
                 )
@@ -41,7 +43,7 @@ def validate_graph(steps: Sequence[StepSpec]) -> list[Problem]:
         if step.next is not None and step.next not in ids:
             problems.append(
                 problem(
-                    ["body", "steps", index, "next"],
+                    ["steps", index, "next"],
                     f"step '{step.id}' has next '{step.next}', which is no step of this "
                     f"workflow; use one of {sorted(ids)} or null",
                 )
@@ -55,7 +57,7 @@ def validate_graph(steps: Sequence[StepSpec]) -> list[Problem]:
         sources = [s.id for s in steps if s.next == target]
         problems.append(
             problem(
-                ["body", "steps"],
+                ["steps"],
                 f"step '{target}' is the next of several steps ({', '.join(sources)}); "
                 "steps form one chain, so each step may follow at most one other",
             )
@@ -64,7 +66,7 @@ def validate_graph(steps: Sequence[StepSpec]) -> list[Problem]:
     if len(entries) != 1:
         problems.append(
             problem(
-                ["body", "steps"],
+                ["steps"],
                 "a workflow needs exactly one entry step (a step no other step names as next); "
                 f"found {len(entries)}: {entries}",
             )
@@ -79,7 +81,7 @@ def validate_graph(steps: Sequence[StepSpec]) -> list[Problem]:
         if current in seen:
             problems.append(
                 problem(
-                    ["body", "steps"],
+                    ["steps"],
                     f"the steps form a cycle: {' -> '.join([*seen, current])}; "
                     "the last step must have next null",
                 )
@@ -91,7 +93,7 @@ def validate_graph(steps: Sequence[StepSpec]) -> list[Problem]:
     if unreachable:
         problems.append(
             problem(
-                ["body", "steps"],
+                ["steps"],
                 f"steps {unreachable} cannot be reached from the entry step '{entries[0]}'",
             )
         )

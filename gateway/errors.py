@@ -1,12 +1,31 @@
-"""One place that maps error types to status codes and bodies; never message text.
+"""Every error answer comes from one table: exception type -> status code and body.
 
-Bodies keep FastAPI's `detail` and add what a client needs to act:
-`resource_type`/`resource_id` on 404 and 409, `component` on 503.
+    NotFoundError                         404  {detail, resource_type, resource_id}
+    ConflictError, NotRunnableError       409  {detail, resource_type, resource_id}
+    RequestValidationError                422  {detail: [{loc, msg, type, input?, ctx?}]}
+    InvalidDefinitionError                422  the registry's problems, located in "body"
+    IdempotencyKeyReusedError             422  located in the Idempotency-Key header
+    DatabaseUnavailableError, SQLAlchemy
+      OperationalError/InterfaceError/
+      DBAPIError, OSError                 503  {detail, component: "database"}, Retry-After
+    TemporalUnavailableError              503  {detail, component: "temporal"}, Retry-After
+    RPCError                              by its status: UNAVAILABLE, DEADLINE_EXCEEDED,
+                                          RESOURCE_EXHAUSTED, CANCELLED -> 503 (temporal);
+                                          NOT_FOUND -> 404; INVALID_ARGUMENT -> 422;
+                                          any other -> 500
+    any other Exception                   500  {detail}
+
+An exception is answered by the entry of the nearest type in its class hierarchy, by
+one handler (`answer`), never by its message text. Bodies keep FastAPI's `detail` and
+add what a client needs to act: `resource_type`/`resource_id` on 404 and 409,
+`component` on 503.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -27,6 +46,11 @@ from registry.errors import (
 )
 
 log = logging.getLogger("gateway")
+
+RETRY_AFTER_SECONDS = "2"
+BODY = "body"
+"""Where in the request the registry's definitions come from: its problems' `loc` is
+domain-only (["steps", 2, "next"]) and gets this prefix in the answer."""
 
 
 class IdempotencyKeyReusedError(Exception):
@@ -70,113 +94,137 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: _ERROR_RESPONSES[code] for code in codes}
 
 
+@dataclass(frozen=True)
+class Answer:
+    """The HTTP answer to an exception."""
+
+    status_code: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body, status_code=self.status_code, headers=self.headers or None)
+
+
+def _resource(status_code: int) -> Callable[[Any], Answer]:
+    def answer(exc: NotFoundError | ConflictError | NotRunnableError) -> Answer:
+        return Answer(
+            status_code,
+            {
+                "detail": str(exc),
+                "resource_type": exc.resource_type,
+                "resource_id": exc.resource_id,
+            },
+        )
+
+    return answer
+
+
+def _unavailable(component: Literal["database", "temporal"]) -> Callable[[Exception], Answer]:
+    detail = {
+        "database": "the registry database is unavailable; retry shortly "
+        "(running executions are not affected)",
+        "temporal": "Temporal is unavailable; retry shortly",
+    }[component]
+
+    def answer(exc: Exception) -> Answer:
+        log.warning("%s unavailable: %s", component, exc)
+        return Answer(
+            503,
+            {"detail": detail, "component": component},
+            {"Retry-After": RETRY_AFTER_SECONDS},
+        )
+
+    return answer
+
+
+def _request_problems(exc: RequestValidationError) -> Answer:
+    # FastAPI's own handler echoes each error's input: a lone surrogate or a NaN there
+    # fails to render (500), and a deep body overflows the encoder. Echo scalars only.
+    detail = []
+    for error in exc.errors():
+        entry: dict[str, Any] = {
+            "loc": [answerable(part) for part in error["loc"]],
+            "msg": answerable(str(error["msg"])),
+            "type": str(error["type"]),
+        }
+        if answerable(error.get("input")) is not None:
+            entry["input"] = answerable(error["input"])
+        if error.get("ctx"):
+            entry["ctx"] = {key: answerable(str(v)) for key, v in error["ctx"].items()}
+        detail.append(entry)
+    return Answer(422, {"detail": detail})
+
+
+def _definition_problems(exc: InvalidDefinitionError) -> Answer:
+    return Answer(
+        422, {"detail": [{**problem, "loc": [BODY, *problem["loc"]]} for problem in exc.problems]}
+    )
+
+
+def _key_reused(exc: IdempotencyKeyReusedError) -> Answer:
+    problem = {"loc": ["header", "Idempotency-Key"], "msg": str(exc), "type": "value_error"}
+    return Answer(422, {"detail": [problem]})
+
+
+_TEMPORAL_UNAVAILABLE = _unavailable("temporal")
+_RPC_UNAVAILABLE = {
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.CANCELLED,
+}
+
+
+def _rpc(exc: RPCError) -> Answer:
+    if exc.status in _RPC_UNAVAILABLE:
+        return _TEMPORAL_UNAVAILABLE(exc)
+    if exc.status == RPCStatusCode.NOT_FOUND:
+        return Answer(404, {"detail": exc.message})
+    if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+        return Answer(422, {"detail": [{"loc": [BODY], "msg": exc.message, "type": "value_error"}]})
+    log.error("unexpected Temporal error %s: %s", exc.status.name, exc.message)
+    return Answer(500, {"detail": f"unexpected Temporal error {exc.status.name}: {exc.message}"})
+
+
+def _unexpected(_: Exception) -> Answer:
+    # Starlette raises the exception on after this answer, and the server logs it.
+    return Answer(500, {"detail": "internal error; the gateway's log has the details"})
+
+
+ERROR_TABLE: dict[type[Exception], Callable[[Any], Answer]] = {
+    NotFoundError: _resource(404),
+    ConflictError: _resource(409),
+    NotRunnableError: _resource(409),
+    RequestValidationError: _request_problems,
+    InvalidDefinitionError: _definition_problems,
+    IdempotencyKeyReusedError: _key_reused,
+    DatabaseUnavailableError: _unavailable("database"),
+    OperationalError: _unavailable("database"),
+    InterfaceError: _unavailable("database"),
+    DBAPIError: _unavailable("database"),
+    OSError: _unavailable("database"),
+    TemporalUnavailableError: _TEMPORAL_UNAVAILABLE,
+    RPCError: _rpc,
+    Exception: _unexpected,
+}
+"""Exception type -> its answer; an exception takes the entry of its nearest type."""
+
+
+def answer_for(exc: Exception) -> Answer:
+    """The answer to `exc`, from the entry of the nearest type in its class hierarchy."""
+    for kind in type(exc).__mro__:
+        translate = ERROR_TABLE.get(kind)
+        if translate is not None:
+            return translate(exc)
+    return _unexpected(exc)
+
+
+async def answer(_: Request, exc: Exception) -> JSONResponse:
+    """The one exception handler: looks the exception up in ERROR_TABLE."""
+    return answer_for(exc).response()
+
+
 def install(app: FastAPI) -> None:
-    @app.exception_handler(NotFoundError)
-    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
-        return JSONResponse(
-            {
-                "detail": str(exc),
-                "resource_type": exc.resource_type,
-                "resource_id": exc.resource_id,
-            },
-            status_code=404,
-        )
-
-    @app.exception_handler(ConflictError)
-    async def _conflict(_: Request, exc: ConflictError) -> JSONResponse:
-        return JSONResponse(
-            {
-                "detail": str(exc),
-                "resource_type": exc.resource_type,
-                "resource_id": exc.resource_id,
-            },
-            status_code=409,
-        )
-
-    @app.exception_handler(NotRunnableError)
-    async def _not_runnable(_: Request, exc: NotRunnableError) -> JSONResponse:
-        return JSONResponse(
-            {
-                "detail": str(exc),
-                "resource_type": exc.resource_type,
-                "resource_id": exc.resource_id,
-            },
-            status_code=409,
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own handler echoes each error's input: a lone surrogate or a NaN there
-        # fails to render (500), and a deep body overflows the encoder. Echo scalars only.
-        detail = []
-        for error in exc.errors():
-            entry: dict[str, Any] = {
-                "loc": [answerable(part) for part in error["loc"]],
-                "msg": answerable(str(error["msg"])),
-                "type": str(error["type"]),
-            }
-            if answerable(error.get("input")) is not None:
-                entry["input"] = answerable(error["input"])
-            if error.get("ctx"):
-                entry["ctx"] = {key: answerable(str(v)) for key, v in error["ctx"].items()}
-            detail.append(entry)
-        return JSONResponse({"detail": detail}, status_code=422)
-
-    @app.exception_handler(InvalidDefinitionError)
-    async def _invalid(_: Request, exc: InvalidDefinitionError) -> JSONResponse:
-        return JSONResponse({"detail": exc.problems}, status_code=422)
-
-    @app.exception_handler(IdempotencyKeyReusedError)
-    async def _key_reused(_: Request, exc: IdempotencyKeyReusedError) -> JSONResponse:
-        return JSONResponse(
-            {
-                "detail": [
-                    {"loc": ["header", "Idempotency-Key"], "msg": str(exc), "type": "value_error"}
-                ]
-            },
-            status_code=422,
-        )
-
-    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
-        log.warning("registry database unavailable: %s", exc)
-        return JSONResponse(
-            {
-                "detail": "the registry database is unavailable; retry shortly "
-                "(running executions are not affected)",
-                "component": "database",
-            },
-            status_code=503,
-            headers={"Retry-After": "2"},
-        )
-
-    for error in (DatabaseUnavailableError, OperationalError, InterfaceError, DBAPIError, OSError):
-        app.add_exception_handler(error, _database_down)  # type: ignore[arg-type]
-
-    async def _temporal_down(_: Request, exc: Exception) -> JSONResponse:
-        log.warning("temporal unavailable: %s", exc)
-        return JSONResponse(
-            {"detail": "Temporal is unavailable; retry shortly", "component": "temporal"},
-            status_code=503,
-            headers={"Retry-After": "2"},
-        )
-
-    app.add_exception_handler(TemporalUnavailableError, _temporal_down)  # type: ignore[arg-type]
-
-    @app.exception_handler(RPCError)
-    async def _rpc(request: Request, exc: RPCError) -> JSONResponse:
-        if exc.status in (
-            RPCStatusCode.UNAVAILABLE,
-            RPCStatusCode.DEADLINE_EXCEEDED,
-            RPCStatusCode.RESOURCE_EXHAUSTED,
-            RPCStatusCode.CANCELLED,
-        ):
-            return await _temporal_down(request, exc)
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return JSONResponse({"detail": exc.message}, status_code=404)
-        if exc.status == RPCStatusCode.INVALID_ARGUMENT:
-            return JSONResponse(
-                {"detail": [{"loc": ["body"], "msg": exc.message, "type": "value_error"}]},
-                status_code=422,
-            )
-        log.error("temporal error %s: %s", exc.status, exc.message)
-        return JSONResponse({"detail": f"Temporal error: {exc.message}"}, status_code=502)
+    for kind in ERROR_TABLE:
+        app.add_exception_handler(kind, answer)

@@ -29,7 +29,8 @@ class ConflictError(RegistryError):
 
 
 class InvalidDefinitionError(RegistryError):
-    """The definition has problems, each as `{loc, msg}`."""
+    """The definition has problems, each as `{loc, msg, type}`; `loc` is a place in the
+    definition (["steps", 2, "next"]), and the gateway adds where the request had it."""
 
     def __init__(self, problems: list[dict[str, Any]]) -> None:
         self.problems = problems

@@ -32,14 +32,14 @@ def validate_actions(actions: Sequence[ActionSpec]) -> list[Problem]:
         if action.name in seen:
             problems.append(
                 problem(
-                    ["body", "actions", index, "name"],
+                    ["actions", index, "name"],
                     f"action '{action.name}' is declared twice; action names must be unique",
                 )
             )
         seen.add(action.name)
         for field in ("input_schema", "output_schema"):
             schema = getattr(action, field)
-            loc: list[str | int] = ["body", "actions", index, field]
+            loc: list[str | int] = ["actions", index, field]
             size = len(json.dumps(schema))
             if size > MAX_SCHEMA_BYTES:
                 problems.append(
@@ -81,7 +81,7 @@ def validate_steps(
         if actions is None:
             problems.append(
                 problem(
-                    ["body", "steps", index, "service"],
+                    ["steps", index, "service"],
                     f"workflow '{workflow_name}' step '{step.id}' references unknown service "
                     f"'{step.service}'; register it first (POST /api/services) or fix the name",
                 )
@@ -91,7 +91,7 @@ def validate_steps(
         if step.action not in names:
             problems.append(
                 problem(
-                    ["body", "steps", index, "action"],
+                    ["steps", index, "action"],
                     f"workflow '{workflow_name}' references unknown action '{step.action}' "
                     f"of service '{step.service}'; registered actions: {', '.join(names)}",
                 )

@@ -18,13 +18,13 @@ def test_valid_chain_has_no_problems_and_runs_in_order():
 
 def test_duplicate_step_ids_are_reported_with_their_positions():
     problems = validate_graph(steps(("a", "b"), ("b", None), ("a", None)))
-    assert problems[0]["loc"] == ["body", "steps", 2, "id"]
+    assert problems[0]["loc"] == ["steps", 2, "id"]
     assert "used twice" in problems[0]["msg"]
 
 
 def test_next_naming_no_step_is_reported():
     problems = validate_graph(steps(("a", "missing")))
-    assert problems[0]["loc"] == ["body", "steps", 0, "next"]
+    assert problems[0]["loc"] == ["steps", 0, "next"]
     assert "'missing'" in problems[0]["msg"]
 
 
