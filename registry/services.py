@@ -70,6 +70,9 @@ async def get_by_name(session: AsyncSession, name: str) -> ServiceRow | None:
 async def register(session: AsyncSession, body: ServiceCreate) -> tuple[ServiceRow, bool]:
     """Store a new service, or return the stored one if it is identical.
 
+    Flushed, not committed: the caller commits it in one transaction with the answer it
+    stores for the request's Idempotency-Key (gateway/idempotency.py `write_once`).
+
     Returns:
         The row, and whether it was created now.
 
@@ -129,8 +132,11 @@ async def _workflows_using(session: AsyncSession, service_name: str) -> list[Wor
     return [w for w in rows if any(step["service"] == service_name for step in w.steps)]
 
 
-async def update(session: AsyncSession, service_id: str, body: ServiceUpdate) -> ServiceRow:
-    """Apply the fields that are set; running executions keep their pinned copy.
+async def update(session: AsyncSession, service_id: str, body: ServiceUpdate) -> ServicePublic:
+    """Apply the fields that are set and commit; running executions keep their pinned copy.
+
+    Returns:
+        The service as stored now.
 
     Raises:
         NotFoundError, InvalidDefinitionError, ConflictError.
@@ -186,11 +192,20 @@ async def update(session: AsyncSession, service_id: str, body: ServiceUpdate) ->
         row.health_path = body.health_path
     row.updated_at = utcnow()
     await session.flush()
-    return row
+    public = to_public(row)
+    await session.commit()
+    return public
 
 
-async def deregister(session: AsyncSession, service_id: str, *, force: bool) -> ServiceRow:
-    """Delete a service. Refused while an ACTIVE workflow uses it, unless `force`."""
+async def deregister(session: AsyncSession, service_id: str, *, force: bool) -> ServicePublic:
+    """Delete a service and commit. Refused while an ACTIVE workflow uses it, unless `force`.
+
+    Returns:
+        The service as it was stored.
+
+    Raises:
+        NotFoundError, ConflictError.
+    """
     row = await get_row(session, service_id)
     if not force:
         users = await _workflows_using(session, row.name)
@@ -201,9 +216,10 @@ async def deregister(session: AsyncSession, service_id: str, *, force: bool) -> 
                 resource_type=RESOURCE,
                 resource_id=row.id,
             )
+    public = to_public(row)
     await session.delete(row)
-    await session.flush()
-    return row
+    await session.commit()
+    return public
 
 
 async def counts_by_status(session: AsyncSession) -> dict[str, int]:

@@ -135,7 +135,11 @@ def _version_row(row: WorkflowRow) -> WorkflowVersionRow:
 
 
 async def create(session: AsyncSession, body: WorkflowCreate) -> tuple[WorkflowRow, bool]:
-    """Store a new workflow at version 1, or return the stored one if it is identical."""
+    """Store a new workflow at version 1, or return the stored one if it is identical.
+
+    Flushed, not committed: the caller commits it in one transaction with the answer it
+    stores for the request's Idempotency-Key (gateway/idempotency.py `write_once`).
+    """
     existing = await get_by_name(session, body.name)
     if existing is not None:
         if _same_definition(existing, body):
@@ -171,8 +175,15 @@ async def create(session: AsyncSession, body: WorkflowCreate) -> tuple[WorkflowR
     return row, True
 
 
-async def update(session: AsyncSession, workflow_id: str, body: WorkflowUpdate) -> WorkflowRow:
-    """Apply the fields that are set; a change of steps makes a new version."""
+async def update(session: AsyncSession, workflow_id: str, body: WorkflowUpdate) -> WorkflowPublic:
+    """Apply the fields that are set and commit; a change of steps makes a new version.
+
+    Returns:
+        The workflow as stored now.
+
+    Raises:
+        NotFoundError, InvalidDefinitionError, ConflictError.
+    """
     row = await get_row(session, workflow_id)
     if body.name is not None and body.name != row.name:
         other = await get_by_name(session, body.name)
@@ -213,11 +224,19 @@ async def update(session: AsyncSession, workflow_id: str, body: WorkflowUpdate) 
                 row.mode,
             )
     await session.flush()
-    return row
+    public = to_public(row)
+    await session.commit()
+    return public
 
 
-async def delete(session: AsyncSession, workflow_id: str) -> WorkflowRow:
+async def delete(session: AsyncSession, workflow_id: str) -> WorkflowPublic:
+    """Delete a workflow and its versions, and commit; returns it as it was stored.
+
+    Raises:
+        NotFoundError.
+    """
     row = await get_row(session, workflow_id)
+    public = to_public(row)
     for version in (
         await session.execute(
             select(WorkflowVersionRow).where(WorkflowVersionRow.workflow_id == workflow_id)
@@ -225,8 +244,8 @@ async def delete(session: AsyncSession, workflow_id: str) -> WorkflowRow:
     ).scalars():
         await session.delete(version)
     await session.delete(row)
-    await session.flush()
-    return row
+    await session.commit()
+    return public
 
 
 def _runnable_service(row: ServiceRow | None, name: str, where: str) -> ServiceRow:

@@ -102,10 +102,7 @@ async def update_service(
     service_id: str, body: ServiceUpdate, session: SessionDep
 ) -> ServicePublic:
     """Update the fields sent. Running executions keep the definition they started with."""
-    row = await services.update(session, service_id, body)
-    public = services.to_public(row)
-    await session.commit()
-    return public
+    return await services.update(session, service_id, body)
 
 
 @router.delete("/{service_id}", response_model=ServicePublic, responses=error_responses(404, 409))
@@ -117,10 +114,7 @@ async def deregister_service(
     ] = False,
 ) -> ServicePublic:
     """Deregister a service; refused with 409 while an ACTIVE workflow uses it."""
-    row = await services.deregister(session, service_id, force=force)
-    public = services.to_public(row)
-    await session.commit()
-    return public
+    return await services.deregister(session, service_id, force=force)
 
 
 @router.post(

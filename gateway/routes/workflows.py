@@ -108,19 +108,13 @@ async def update_workflow(
     workflow_id: str, body: WorkflowUpdate, session: SessionDep
 ) -> WorkflowPublic:
     """Update the fields sent; new steps make a new version. Running executions keep theirs."""
-    row = await workflows.update(session, workflow_id, body)
-    public = workflows.to_public(row)
-    await session.commit()
-    return public
+    return await workflows.update(session, workflow_id, body)
 
 
 @router.delete("/{workflow_id}", response_model=WorkflowPublic, responses=error_responses(404))
 async def delete_workflow(workflow_id: str, session: SessionDep) -> WorkflowPublic:
     """Delete a workflow and its versions. Running executions finish on their pinned copy."""
-    row = await workflows.delete(session, workflow_id)
-    public = workflows.to_public(row)
-    await session.commit()
-    return public
+    return await workflows.delete(session, workflow_id)
 
 
 @router.post(
