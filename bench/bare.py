@@ -1,6 +1,6 @@
 """The bare FastAPI app of (g): same process setup as the gateway, no database.
 
-Served by uvicorn with the flags of gateway/main.py (log_level="info",
+Served by uvicorn with the flags of cli/gateway.py (log_level="info",
 access_log=False, one process), so f/g compares the registry's work with the cost of
 FastAPI and uvicorn alone.
 

@@ -4,7 +4,7 @@
   bench/tuning.py);
 - the stub services (bench/stubs.py);
 - one worker process, `python -m worker`, exactly as deployed;
-- one gateway process, `python -m gateway`, with its SQLite registry in the folder;
+- one gateway process, `python -m cli gateway`, with its SQLite registry in the folder;
 - a second gateway with GATEWAY_EMBEDDED_WORKER on its own task queue, the project's
   low-latency setup (eager start of mode=low_latency workflows);
 - the baseline's worker process (bench/baseline.py), with the same worker settings;
@@ -158,7 +158,7 @@ class Stack:
         gateway_port, bare_port = free_port(), free_port()
         self.gateway = spawn(
             "gateway",
-            [sys.executable, "-m", "gateway"],
+            [sys.executable, "-m", "cli", "gateway"],
             env={**env, "GATEWAY_PORT": str(gateway_port)},
             log=w / "gateway.log",
         )
@@ -201,7 +201,7 @@ class Stack:
         embedded_port = free_port()
         self.embedded_gateway = spawn(
             "gateway (embedded worker)",
-            [sys.executable, "-m", "gateway"],
+            [sys.executable, "-m", "cli", "gateway"],
             env={
                 **env,
                 "GATEWAY_PORT": str(embedded_port),

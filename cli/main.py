@@ -39,8 +39,8 @@ def _dev(args: argparse.Namespace) -> int:
     env = {**os.environ, "DATA_DIR": str(data)}
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def spawn(name: str, module: str) -> None:
-        children.append((name, subprocess.Popen([sys.executable, "-m", module], env=env)))
+    def spawn(name: str, *command: str) -> None:
+        children.append((name, subprocess.Popen([sys.executable, "-m", *command], env=env)))
 
     stopping = False
 
@@ -53,7 +53,7 @@ def _dev(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_migrate())
         spawn("worker", "worker")
-        spawn("gateway", "gateway")
+        spawn("gateway", "cli", "gateway")
         if not args.no_examples:
             spawn("examples", "examples")
         wait_for_port(settings.gateway_host, settings.gateway_port, timeout=60)
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
         worker_main()
     elif args.command == "gateway":
-        from gateway.main import main as gateway_main
+        from cli.gateway import main as gateway_main
 
         gateway_main(port=args.port)
     elif args.command == "examples":

@@ -1,20 +1,24 @@
 """The FastAPI application.
 
 A request goes to gateway/routes/, then to registry/ (the database) or to
-executions/ (Temporal).
+executions/ (Temporal). The gateway imports no worker code: a worker in the gateway
+process (GATEWAY_EMBEDDED_WORKER) is handed to `create_app` by the entry point
+(cli/gateway.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
+from temporalio.client import Client
 
 from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
@@ -24,7 +28,6 @@ from gateway.deps import require_api_key
 from gateway.read_cache import InvalidateOnWrite, ReadCache
 from gateway.routes import executions, health, services, workflows
 from registry.db import create_engine, migrate, session_factory
-from worker.main import build_worker, connect_when_up, outbound_http
 
 log = logging.getLogger("gateway")
 
@@ -88,29 +91,44 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-async def _embedded_worker(settings: Settings, app: FastAPI, stop: asyncio.Event) -> None:
-    """A worker in the gateway process, sharing the client the gateway starts with.
+class EmbeddedWorker(Protocol):
+    """Runs a worker in the gateway process until `stop` is set (GATEWAY_EMBEDDED_WORKER).
 
     Only such a worker can take an eager start: Temporal hands the first workflow task
     back with the start answer, so a low_latency workflow runs without a task-queue
-    round trip. Workers need a connected (not lazy) client, so this one connects,
-    retrying while Temporal is down, then becomes the gateway's client.
+    round trip. Workers need a connected (not lazy) client: the worker connects its own,
+    retrying while Temporal is down, and hands it to `use_client` once it polls, so the
+    gateway starts executions through it.
     """
-    client = await connect_when_up(settings, stop)
-    if client is None:
-        return
-    async with (
-        outbound_http() as http,
-        build_worker(client, settings, sessions=app.state.sessions, http=http),
-    ):
-        app.state.executions = ExecutionService(client, task_queue=settings.task_queue)
-        log.info("embedded worker polling task queue %r", settings.task_queue)
-        await stop.wait()
+
+    def __call__(
+        self,
+        settings: Settings,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        use_client: Callable[[Client], None],
+        stop: asyncio.Event,
+    ) -> Coroutine[Any, Any, None]: ...
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the gateway; its database engine and Temporal client live in the lifespan."""
+def create_app(
+    settings: Settings | None = None, *, embedded_worker: EmbeddedWorker | None = None
+) -> FastAPI:
+    """Build the gateway; its database engine and Temporal client live in the lifespan.
+
+    Args:
+        settings: read from the environment when not given.
+        embedded_worker: runs when GATEWAY_EMBEDDED_WORKER is set; required then.
+
+    Raises:
+        ValueError: GATEWAY_EMBEDDED_WORKER is set and no `embedded_worker` was given.
+    """
     settings = settings or get_settings()
+    if settings.gateway_embedded_worker and embedded_worker is None:
+        raise ValueError(
+            "GATEWAY_EMBEDDED_WORKER is set, but this gateway was built without a worker; "
+            "run it with `service-integration gateway`, or unset GATEWAY_EMBEDDED_WORKER"
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -135,9 +153,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with httpx.AsyncClient() as http:
             app.state.http = http
             stop = asyncio.Event()
+
+            def use_client(connected: Client) -> None:
+                app.state.executions = ExecutionService(connected, task_queue=settings.task_queue)
+
             embedded = (
-                asyncio.create_task(_embedded_worker(settings, app, stop))
-                if settings.gateway_embedded_worker
+                asyncio.create_task(
+                    embedded_worker(
+                        settings, sessions=app.state.sessions, use_client=use_client, stop=stop
+                    )
+                )
+                if settings.gateway_embedded_worker and embedded_worker is not None
                 else None
             )
             try:

@@ -27,8 +27,8 @@ from packaging.specifiers import SpecifierSet
 from sqlalchemy.engine import make_url
 from temporalio.api.enums.v1 import IndexedValueType
 
+import cli.gateway
 import examples.services
-import gateway.main
 from core.settings import Settings
 from core.temporal import SEARCH_ATTRIBUTES
 
@@ -401,9 +401,9 @@ def test_gateway_grace_period_covers_request_draining(
     services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(gateway.main.uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
-    monkeypatch.setattr(gateway.main.logging, "basicConfig", lambda **kwargs: None)
-    gateway.main.main()
+    monkeypatch.setattr(cli.gateway.uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(cli.gateway.logging, "basicConfig", lambda **kwargs: None)
+    cli.gateway.main()
     (options,) = calls
     drain = options.get("timeout_graceful_shutdown") or 0
     assert drain > 0, "uvicorn drains in-flight requests only with timeout_graceful_shutdown"

@@ -18,6 +18,8 @@ import httpx
 from core.devserver import DevServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+GATEWAY_COMMAND = ["cli", "gateway"]
+"""`python -m cli gateway`: the gateway with its embedded worker wired (cli/gateway.py)."""
 
 
 @dataclass
@@ -48,10 +50,10 @@ class Stack:
             **overrides,
         }
 
-    def _spawn(self, module: str, name: str, **env: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, command: list[str], name: str, **env: str) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
         return subprocess.Popen(
-            [sys.executable, "-m", module],
+            [sys.executable, "-m", *command],
             cwd=ROOT,
             env=self.env(**env),
             stdout=log,
@@ -59,14 +61,14 @@ class Stack:
         )
 
     def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
-        worker = self._spawn("worker", f"worker-{len(self.workers)}", **env)
+        worker = self._spawn(["worker"], f"worker-{len(self.workers)}", **env)
         self.workers.append(worker)
         return worker
 
     def start_gateway(self, *, wait: bool = True, **env: str) -> str:
         port = free_port()
         process = self._spawn(
-            "gateway", f"gateway-{len(self.gateways)}", GATEWAY_PORT=str(port), **env
+            GATEWAY_COMMAND, f"gateway-{len(self.gateways)}", GATEWAY_PORT=str(port), **env
         )
         url = f"http://127.0.0.1:{port}/api"
         self.gateways.append((process, url))

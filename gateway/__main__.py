@@ -1,3 +1,0 @@
-from gateway.main import main
-
-main()
