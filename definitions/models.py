@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SERVICE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 ACTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+CONTEXT_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 WORKFLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
 MAX_STEPS = 100
 MAX_ACTIONS = 100
+
+
+def _empty(value: object) -> bool:
+    """Fields added after 0.1.0 are left out of a payload while empty: 0.1.0's workers
+    refuse unknown fields inside a definition (docs/versioning.md)."""
+    return not value
 
 
 class _Frozen(BaseModel):
@@ -58,6 +65,12 @@ class ActionSpec(_Frozen):
         default="activity",
         description="'local' runs the step as a Temporal local activity (low latency, short steps)",
     )
+    forward_context: list[Annotated[str, Field(pattern=CONTEXT_KEY_PATTERN)]] = Field(
+        default_factory=list,
+        max_length=50,
+        exclude_if=_empty,
+        description="context keys sent to this action as X-Context-<key> headers; none by default",
+    )
 
 
 class StepSpec(_Frozen):
@@ -90,6 +103,11 @@ class PinnedDefinition(_Frozen):
     low_latency: bool = False
     entry: str
     steps: list[PinnedStep]
+    signatures: dict[str, str] = Field(
+        default_factory=dict,
+        exclude_if=_empty,
+        description="step id -> HMAC of the step (definitions/signing.py), set by the loader",
+    )
 
     @model_validator(mode="after")
     def _runnable(self) -> PinnedDefinition:
@@ -124,6 +142,11 @@ class ExecutionOptions(BaseModel):
     contract: int = Field(default=1, description="contract version of the sender; absent: 1")
     definition: PinnedDefinition | None = None
     context: dict[str, Any] = Field(default_factory=dict)
+    signatures: dict[str, str] = Field(
+        default_factory=dict,
+        exclude_if=_empty,
+        description="step id -> HMAC of the step, set by the gateway (definitions/signing.py)",
+    )
 
 
 class StepCall(BaseModel):
@@ -140,3 +163,6 @@ class StepCall(BaseModel):
     input: dict[str, Any]
     context: dict[str, Any] = Field(default_factory=dict)
     request_id: str
+    signature: str | None = Field(
+        default=None, exclude_if=_empty, description="the step's HMAC, if the definition had one"
+    )

@@ -124,6 +124,7 @@ class StoredWorkflow:
         definition = options.definition or await self._load_definition()
         context = dict(options.context)
         request_id = str(context.get("request_id") or workflow.uuid4())
+        signatures = {**definition.signatures, **options.signatures}
 
         step: PinnedStep | None = definition.step(definition.entry)
         output: dict[str, Any] = {}
@@ -138,6 +139,7 @@ class StoredWorkflow:
                 input=step_input(step.spec.input_schema, data),
                 context=context,
                 request_id=request_id,
+                signature=signatures.get(step.id),
             )
             output = await self._run_step(step, call)
             data.update(output)
