@@ -25,7 +25,7 @@ from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
     from definitions.contract import LOAD_DEFINITION_ACTIVITY
-from definitions.models import PinnedDefinition
+    from definitions.models import PinnedDefinition
     from workflows.dynamic import LOAD_DEFINITION_RETRY, StoredWorkflow
 
 
