@@ -20,6 +20,9 @@ import time
 from core.devserver import DevServer, wait_for_port
 from core.settings import get_settings
 
+EXAMPLES_ADDRESS = "127.0.0.1:8006"
+"""Where `dev` runs the example services, and the one internal address it lets steps call."""
+
 
 def _dev(args: argparse.Namespace) -> int:
     settings = get_settings()
@@ -37,6 +40,10 @@ def _dev(args: argparse.Namespace) -> int:
     print(f"starting Temporal dev server on {server.address} (state in {server.db_file})")
     server.start()
     env = {**os.environ, "DATA_DIR": str(data)}
+    if not args.no_examples and not settings.allowed_hosts:
+        # Outbound calls refuse loopback by default; the dev stack allows exactly its own
+        # example services, nothing else on this machine.
+        env["ALLOWED_HOSTS"] = EXAMPLES_ADDRESS
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def spawn(name: str, *command: str) -> None:
@@ -62,7 +69,7 @@ def _dev(args: argparse.Namespace) -> int:
             f"  gateway      http://{settings.gateway_host}:{settings.gateway_port}/api "
             f"(OpenAPI: /docs)\n"
             f"  Temporal UI  http://127.0.0.1:{args.ui_port}\n"
-            + ("" if args.no_examples else "  examples     http://127.0.0.1:8006\n")
+            + ("" if args.no_examples else f"  examples     http://{EXAMPLES_ADDRESS}\n")
             + "Press Ctrl-C to stop.\n",
             flush=True,
         )

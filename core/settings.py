@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,7 +23,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    environment: str = Field(default="local", description="local, test or production")
+    environment: Literal["local", "test", "production"] = Field(
+        default="local",
+        description="production refuses to start with unsafe settings (see _safe_in_production)",
+    )
     data_dir: Path = Field(
         default=Path("data"), description="where the embedded defaults keep state"
     )
@@ -44,6 +48,29 @@ class Settings(BaseSettings):
     gateway_port: int = 8005
     max_body_bytes: int = 1_048_576
     default_execute_timeout: float = Field(default=60.0, gt=0, le=3600)
+    max_execute_timeout: float = Field(
+        default=300.0, gt=0, le=3600, description="the largest ?timeout= an execute may ask for"
+    )
+    gateway_limit_concurrency: int = Field(
+        default=1000, ge=1, description="requests in flight per gateway process; more get 503"
+    )
+    gateway_header_timeout: float = Field(
+        default=10.0, gt=0, description="seconds a client has to send its request headers"
+    )
+    gateway_keep_alive_timeout: float = Field(
+        default=5.0, gt=0, description="seconds an idle keep-alive connection is kept"
+    )
+    idempotency_ttl_seconds: int = Field(
+        default=86_400,
+        ge=60,
+        description="how long an Idempotency-Key is remembered; keep it at or under the "
+        "Temporal namespace's retention (docs/security.md)",
+    )
+    codec_cors_origins: str = Field(
+        default="http://127.0.0.1:8233,http://localhost:8233",
+        description="comma-separated origins (the Temporal web UI) allowed to call the codec "
+        "endpoint",
+    )
     gateway_graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
     registry_cache_seconds: float = Field(
         default=1.0,
@@ -64,11 +91,53 @@ class Settings(BaseSettings):
     payload_limit_bytes: int = Field(default=256 * 1024, ge=1024)
     allowed_hosts: str = Field(
         default="",
-        description="comma-separated hosts or CIDR networks the worker may call; empty allows all",
+        description="exceptions to the outbound policy: comma-separated hosts, host:port or "
+        "CIDR networks the worker may call although they resolve to loopback, link-local, "
+        "private or other internal addresses (refused by default); '*' turns the policy off",
     )
     follow_redirects: bool = False
 
     api_keys: str = Field(default="", description="comma-separated API keys; empty disables auth")
+    encryption_keys: str = Field(
+        default="",
+        description="comma-separated `key_id:base64 32-byte key`; the first encrypts, all "
+        "decrypt. Set: Temporal payloads are AES-256-GCM encrypted and so are stored "
+        "credentials. Empty: payloads are plaintext and credentials cannot be stored",
+    )
+    definition_signing_key: str = Field(
+        default="",
+        description="HMAC key the gateway signs pinned definitions with; set, the worker "
+        "refuses a definition that is unsigned or altered",
+    )
+
+    @model_validator(mode="after")
+    def _safe_in_production(self) -> Settings:
+        """ENVIRONMENT=production refuses to start open: each problem says what to set."""
+        if self.environment != "production":
+            return self
+        problems = []
+        if not self.api_key_set:
+            problems.append("API_KEYS is empty: set at least one key (every endpoint needs it)")
+        if self.allowed_hosts.strip() == "*":
+            problems.append(
+                "ALLOWED_HOSTS=* lets registered services reach internal addresses: list the "
+                "internal hosts or CIDR networks the worker may call instead"
+            )
+        if not self.encryption_keys.strip():
+            problems.append(
+                "ENCRYPTION_KEYS is empty: payloads would be stored in plaintext; set "
+                "`key_id:<base64 of 32 random bytes>` (python -m core.codec new-key)"
+            )
+        if not self.definition_signing_key.strip():
+            problems.append(
+                "DEFINITION_SIGNING_KEY is empty: workers would run any definition sent to "
+                "Temporal; set a long random secret shared by gateways and workers"
+            )
+        if problems:
+            raise ValueError(
+                "ENVIRONMENT=production refuses unsafe settings:\n  - " + "\n  - ".join(problems)
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod

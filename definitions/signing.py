@@ -59,3 +59,20 @@ def signature_matches(
         key, step_id=step_id, service=service, action=action, endpoint=endpoint, spec=spec
     )
     return hmac.compare_digest(expected, signature)
+
+
+def definition_signatures(key: str, definition: Any) -> dict[str, str]:
+    """Step id -> signature for every step of a PinnedDefinition; {} without a key."""
+    if not key:
+        return {}
+    return {
+        step.id: step_signature(
+            key,
+            step_id=step.id,
+            service=step.service,
+            action=step.spec.name,
+            endpoint=step.endpoint,
+            spec=step.spec.model_dump(mode="json"),
+        )
+        for step in definition.steps
+    }

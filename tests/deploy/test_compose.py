@@ -45,6 +45,13 @@ SETTINGS_SERVICES = ("gateway", "worker", "migrate")
 TEMPORAL_CLIENTS = ("gateway", "worker")
 TEMPORAL_DATABASES = {"temporal", "temporal_visibility"}
 
+# What an operator must export before `docker compose up` (compose refuses without them).
+OPERATOR_ENV = {
+    "API_KEYS": "operator-key",
+    "ENCRYPTION_KEYS": "k1:" + "A" * 43 + "=",
+    "DEFINITION_SIGNING_KEY": "a-long-random-secret",
+}
+
 _VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?:(:?[-?])([^}]*))?\}|\$(\w+)")
 
 
@@ -84,12 +91,14 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return compose["services"]
 
 
-def environment(service: dict[str, Any]) -> dict[str, str]:
-    """A service's environment, as a mapping, with defaults interpolated."""
+def environment(service: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, str]:
+    """A service's environment, as a mapping, interpolated against what an operator
+    exports (OPERATOR_ENV by default)."""
     raw = service.get("environment") or {}
     if isinstance(raw, list):
         raw = dict(item.split("=", 1) if "=" in item else (item, "") for item in raw)
-    return {key: str(interpolate(value)) for key, value in raw.items()}
+    given = OPERATOR_ENV if env is None else env
+    return {key: str(interpolate(value, given)) for key, value in raw.items()}
 
 
 def command(service: dict[str, Any]) -> list[str]:
@@ -279,6 +288,26 @@ def test_settings_accept_the_values_compose_gives(services: dict[str, dict[str, 
     for name in SETTINGS_SERVICES:
         settings = settings_from(environment(services[name]))
         assert settings.environment == "production", f"{name} does not run as production"
+
+
+@pytest.mark.parametrize("missing", sorted(OPERATOR_ENV))
+def test_compose_refuses_to_start_without_each_production_secret(
+    services: dict[str, dict[str, Any]], missing: str
+) -> None:
+    env = {key: value for key, value in OPERATOR_ENV.items() if key != missing}
+    for name in SETTINGS_SERVICES:
+        with pytest.raises(AssertionError, match=f"requires {missing} to be set"):
+            environment(services[name], env)
+
+
+def test_production_settings_refuse_unsafe_values() -> None:
+    with pytest.raises(ValueError) as refused:
+        Settings(_env_file=None, environment="production", allowed_hosts="*")
+    message = str(refused.value)
+    for needed in ("API_KEYS", "ALLOWED_HOSTS=*", "ENCRYPTION_KEYS", "DEFINITION_SIGNING_KEY"):
+        assert needed in message
+    safe = {key.lower(): value for key, value in OPERATOR_ENV.items()}
+    assert Settings(_env_file=None, environment="production", **safe).api_key_set
 
 
 def test_registry_is_its_own_postgresql_database(services: dict[str, dict[str, Any]]) -> None:

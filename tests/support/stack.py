@@ -45,6 +45,8 @@ class Stack:
             "DATABASE_URL": self.database_url,
             "DATA_DIR": str(self.log_dir),
             "ENVIRONMENT": "test",
+            # The test services listen on loopback, which outbound calls refuse by default.
+            "ALLOWED_HOSTS": "127.0.0.1",
             "WORKER_GRACEFUL_SHUTDOWN_SECONDS": "5",
             **self.extra_env,
             **overrides,
