@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -11,8 +12,10 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.codec import EncryptionCodec
 from definitions.contract import WORKFLOW_ID_KEY, WORKFLOW_VERSION_KEY
 
 log = logging.getLogger(__name__)
@@ -23,6 +26,23 @@ SEARCH_ATTRIBUTES = {
 }
 
 
+def data_converter(encryption_keys: str = "") -> DataConverter:
+    """The converter of every client: pydantic models, encrypted when keys are given.
+
+    Args:
+        encryption_keys: the ENCRYPTION_KEYS setting (core/codec.py); empty leaves
+            payloads in plaintext.
+
+    Raises:
+        ValueError: `encryption_keys` is not a valid ENCRYPTION_KEYS setting.
+    """
+    if not encryption_keys.strip():
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter, payload_codec=EncryptionCodec.from_setting(encryption_keys)
+    )
+
+
 async def connect(
     address: str,
     namespace: str,
@@ -30,6 +50,7 @@ async def connect(
     lazy: bool = False,
     tls: bool = False,
     api_key: str | None = None,
+    encryption_keys: str = "",
 ) -> Client:
     """A Temporal client that converts the project's pydantic models.
 
@@ -37,11 +58,16 @@ async def connect(
         lazy: connect on first use, so a process can start while Temporal is down.
         tls: use TLS (implied by an API key).
         api_key: API key of Temporal Cloud or of a secured cluster.
+        encryption_keys: the ENCRYPTION_KEYS setting; when set, every payload the
+            client writes is encrypted, and encrypted payloads it reads are decrypted.
+
+    Raises:
+        ValueError: `encryption_keys` is not a valid ENCRYPTION_KEYS setting.
     """
     return await Client.connect(
         address,
         namespace=namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(encryption_keys),
         lazy=lazy,
         tls=tls or bool(api_key),
         api_key=api_key or None,
