@@ -26,7 +26,7 @@ from executions.service import ExecutionService
 from gateway import errors
 from gateway.deps import require_api_key
 from gateway.read_cache import InvalidateOnWrite, ReadCache
-from gateway.routes import executions, health, services, workflows
+from gateway.routes import codec, executions, health, services, workflows
 from registry.db import create_engine, migrate, session_factory
 
 log = logging.getLogger("gateway")
@@ -141,6 +141,7 @@ def create_app(
             lazy=True,
             tls=settings.temporal_tls,
             api_key=settings.temporal_api_key,
+            encryption_keys=getattr(settings, "encryption_keys", ""),
         )
         try:
             await ensure_search_attributes(client)
@@ -187,6 +188,7 @@ def create_app(
     for router in (services.router, workflows.router, executions.router):
         api.include_router(router, dependencies=protected, responses=errors.error_responses(401))
     api.include_router(health.router)
+    api.include_router(codec.router)  # its own auth: the CORS preflight carries no key
     app.include_router(api)
     app.state.read_cache = ReadCache(ttl=settings.registry_cache_seconds)
     app.add_middleware(

@@ -69,6 +69,7 @@ async def connect_when_up(settings: Settings, stop: asyncio.Event) -> Client | N
                 settings.temporal_namespace,
                 tls=settings.temporal_tls,
                 api_key=settings.temporal_api_key,
+                encryption_keys=getattr(settings, "encryption_keys", ""),
             )
             await ensure_search_attributes(client)
             return client
