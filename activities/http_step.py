@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import httpx
@@ -22,13 +22,25 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from activities.schemas import violations
-from core.outbound import OutboundPolicy
+from core.outbound import (
+    CheckedTarget,
+    OutboundLookupError,
+    OutboundPolicy,
+    OutboundRefusedError,
+    resolve_checked,
+)
 from definitions.models import StepCall
+from definitions.signing import signature_matches
 
 RETRYABLE_STATUS = frozenset({408, 429})
 HEARTBEAT_EVERY = 1.0
 MAX_RETRY_AFTER = 3600.0
 MAX_REDIRECTS = 5
+ERROR_BODY_PREFIX = 4096
+"""Bytes read of an answer other than 2xx: enough to quote, never the payload limit."""
+QUOTED_BYTES = 300
+INLINE_VALIDATION_BYTES = 16 * 1024
+"""Instances larger than this (serialized) are validated in a worker thread."""
 
 
 def _retry_after(response: httpx.Response) -> timedelta | None:
@@ -72,13 +84,17 @@ def _header_value(value: object) -> str:
 
 
 def _headers(call: StepCall) -> dict[str, str]:
+    """The contract headers, and the context entries the action asked for
+    (`forward_context`): no other context value leaves the worker."""
+    execution_id, step_id = _header_value(call.execution_id), _header_value(call.step_id)
     headers = {
         "X-Request-ID": _header_value(call.request_id),
-        "Idempotency-Key": f"{call.execution_id}:{call.step_id}",
-        "X-Execution-ID": call.execution_id,
-        "X-Step-ID": call.step_id,
+        "Idempotency-Key": f"{execution_id}:{step_id}",
+        "X-Execution-ID": execution_id,
+        "X-Step-ID": step_id,
     }
-    for key, value in call.context.items():
+    for key in call.spec.forward_context:
+        value = call.context.get(key)
         if (
             isinstance(value, str | int | float | bool)
             and key.isascii()
@@ -88,19 +104,39 @@ def _headers(call: StepCall) -> dict[str, str]:
     return headers
 
 
-class StepActivities:
-    """Holds the worker's one HTTP client; `call_service` serves every step type."""
+async def _violations(schema: dict[str, Any], instance: Any, size: int) -> list[str]:
+    """`violations`, in a worker thread when the instance is large: validating a big
+    document inline would hold up every other activity on this worker's event loop."""
+    if size > INLINE_VALIDATION_BYTES:
+        return await asyncio.to_thread(violations, schema, instance)
+    return violations(schema, instance)
 
-    def __init__(self, http: httpx.AsyncClient, policy: OutboundPolicy) -> None:
+
+class StepActivities:
+    """Holds the worker's one HTTP client; `call_service` serves every step type.
+
+    Args:
+        http: the client every call goes through.
+        policy: where calls may go, and how much they may carry.
+        signing_key: DEFINITION_SIGNING_KEY; when set, a step runs only with a valid
+            signature (definitions/signing.py).
+    """
+
+    def __init__(
+        self, http: httpx.AsyncClient, policy: OutboundPolicy, *, signing_key: str = ""
+    ) -> None:
         self._http = http
         self._policy = policy
+        self._signing_key = signing_key
 
     @activity.defn(dynamic=True)
     async def call_service(self, args: Sequence[RawValue]) -> dict[str, Any]:
         call = activity.payload_converter().from_payload(args[0].payload, StepCall)
         where = f"step '{call.step_id}' ({call.service}.{call.spec.name})"
+        self._verify(call, where)
 
-        problems = violations(call.spec.input_schema, call.input)
+        body = json.dumps(call.input, separators=(",", ":")).encode()
+        problems = await _violations(call.spec.input_schema, call.input, len(body))
         if problems:
             raise _failure(
                 f"{where} input does not match the action's input_schema: {'; '.join(problems)}",
@@ -108,7 +144,6 @@ class StepActivities:
                 retryable=False,
                 violations=problems,
             )
-        body = json.dumps(call.input, separators=(",", ":")).encode()
         limit = self._policy.payload_limit_bytes
         if len(body) > limit:
             raise _failure(
@@ -116,25 +151,16 @@ class StepActivities:
                 "PayloadTooLarge",
                 retryable=False,
             )
-        url = call.endpoint + (call.spec.path or f"/{call.spec.name}")
-        if not self._policy.allows(url):
-            raise _failure(
-                f"{where} endpoint {url} is not in ALLOWED_HOSTS",
-                "HostNotAllowed",
-                retryable=False,
+        url = httpx.URL(call.endpoint + (call.spec.path or f"/{call.spec.name}"))
+        if call.spec.method == "GET":
+            url = url.copy_merge_params(
+                {k: v for k, v in call.input.items() if isinstance(v, str | int | float)}
             )
-
-        request = self._http.build_request(
-            call.spec.method,
-            url,
-            content=None if call.spec.method == "GET" else body,
-            params={k: v for k, v in call.input.items() if isinstance(v, str | int | float)}
-            if call.spec.method == "GET"
-            else None,
-            headers={**_headers(call), "Content-Type": "application/json"},
-            timeout=call.spec.timeout,
+        headers = {**_headers(call), "Content-Type": "application/json"}
+        content = None if call.spec.method == "GET" else body
+        task = asyncio.create_task(
+            self._send(call.spec.method, url, content, headers, call.spec.timeout, where)
         )
-        task = asyncio.create_task(self._send(request, where))
         try:
             # Heartbeats let Temporal notice a lost worker within the heartbeat timeout
             # instead of the action's whole timeout.
@@ -146,24 +172,68 @@ class StepActivities:
         finally:
             if not task.done():
                 task.cancel()
-        status, content = task.result()
-        return self._output(call, where, status, content)
+        status, content_type, received = task.result()
+        return await self._output(call, where, status, content_type, received)
 
-    async def _send(self, request: httpx.Request, where: str) -> tuple[int, bytes]:
+    def _verify(self, call: StepCall, where: str) -> None:
+        """With a signing key, only a step signed under it runs (nothing is sent otherwise)."""
+        if not self._signing_key:
+            return
+        if not call.signature:
+            raise _failure(
+                f"{where} has no definition signature, and this worker runs only signed "
+                "steps (DEFINITION_SIGNING_KEY is set): start the execution through the "
+                "gateway, which signs each step",
+                "DefinitionNotSigned",
+                retryable=False,
+            )
+        if not signature_matches(
+            self._signing_key,
+            call.signature,
+            step_id=call.step_id,
+            service=call.service,
+            action=call.spec.name,
+            endpoint=call.endpoint,
+            spec=call.spec.model_dump(mode="json"),
+        ):
+            raise _failure(
+                f"{where} does not match its definition signature: the step was changed "
+                "after the gateway signed it, or the gateway and this worker have different "
+                "DEFINITION_SIGNING_KEY values (set the same key on both)",
+                "DefinitionSignatureMismatch",
+                retryable=False,
+            )
+
+    async def _send(
+        self,
+        method: str,
+        url: httpx.URL,
+        content: bytes | None,
+        headers: dict[str, str],
+        timeout: float,
+        where: str,
+    ) -> tuple[int, str, bytes]:
         limit = self._policy.payload_limit_bytes
-        response = await self._open(request, where)
-        # Redirects are followed here rather than by httpx, so that every hop is held to
-        # ALLOWED_HOSTS: an allowed service cannot send the worker to any other host.
+        # Redirects are followed here rather than by httpx, so that every hop is resolved
+        # and checked like the first target: an allowed service cannot send the worker
+        # anywhere the policy refuses.
         hops = 0
-        while self._policy.follow_redirects and response.next_request is not None:
-            target = response.next_request
+        while True:
+            target = await self._check(url, timeout, where, redirected=hops > 0)
+            request = self._http.build_request(
+                method,
+                target.url,
+                content=content,
+                headers={**headers, **target.headers},
+                extensions=dict(target.extensions),
+                timeout=timeout,
+            )
+            response = await self._open(request, url, where)
+            follow = response.next_request
+            if not (self._policy.follow_redirects and follow is not None):
+                break
+            location = response.headers.get("location", "")
             await response.aclose()
-            if not self._policy.allows(str(target.url)):
-                raise _failure(
-                    f"{where} was redirected to {target.url}, which is not in ALLOWED_HOSTS",
-                    "HostNotAllowed",
-                    retryable=False,
-                )
             hops += 1
             if hops > MAX_REDIRECTS:
                 raise _failure(
@@ -172,21 +242,26 @@ class StepActivities:
                     "TooManyRedirects",
                     retryable=False,
                 )
-            request = target
-            response = await self._open(request, where)
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            await response.aclose()
-            raise _too_large(where, limit, int(declared))
+            # Joined to the URL as registered, not to the address connected to, so the
+            # next hop keeps its host name (and is resolved and checked again).
+            url = url.join(location)
+            if follow.method != method:
+                method, content = follow.method, None
         try:
-            content = bytearray()
-            async for chunk in response.aiter_bytes():
-                content.extend(chunk)
-                if len(content) > limit:
-                    raise _too_large(where, limit, None)
+            if not response.is_success:
+                # Only a prefix of a failure's body: an answer saying "unavailable" stays
+                # retryable however large its body is.
+                prefix, complete = await _read(response, ERROR_BODY_PREFIX)
+                self._raise_failure(url, response, where, prefix, complete)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise _too_large(where, limit, int(declared))
+            received, complete = await _read(response, limit)
+            if not complete:
+                raise _too_large(where, limit, None)
         except httpx.TimeoutException as exc:
             raise _failure(
-                f"{where} timed out reading the response from {request.url}: {type(exc).__name__}",
+                f"{where} timed out reading the response from {url}: {type(exc).__name__}",
                 "ServiceTimeout",
                 retryable=True,
             ) from exc
@@ -198,33 +273,66 @@ class StepActivities:
             ) from exc
         finally:
             await response.aclose()
-        return self._status(request, response, where, bytes(content))
+        return response.status_code, response.headers.get("content-type", ""), received
 
-    async def _open(self, request: httpx.Request, where: str) -> httpx.Response:
+    async def _check(
+        self, url: httpx.URL, timeout: float, where: str, *, redirected: bool
+    ) -> CheckedTarget:
+        """The address to connect to for `url`, checked against the policy."""
+        try:
+            return await asyncio.wait_for(resolve_checked(url, self._policy), timeout)
+        except OutboundRefusedError as exc:
+            what = f"was redirected to {url}, and" if redirected else "endpoint:"
+            raise _failure(
+                f"{where} {what} {exc}",
+                "OutboundRefused",
+                retryable=False,
+                host=exc.host,
+                address=exc.address,
+            ) from exc
+        except OutboundLookupError as exc:
+            raise _failure(
+                f"{where} could not reach {url}: {exc}",
+                "ServiceUnreachable",
+                retryable=True,
+            ) from exc
+        except TimeoutError as exc:
+            raise _failure(
+                f"{where} timed out resolving {url.host}",
+                "ServiceTimeout",
+                retryable=True,
+            ) from exc
+
+    async def _open(self, request: httpx.Request, url: httpx.URL, where: str) -> httpx.Response:
         """Send one request (no redirects followed) and return the unread response."""
         try:
             return await self._http.send(request, stream=True, follow_redirects=False)
         except httpx.TimeoutException as exc:
             raise _failure(
-                f"{where} timed out calling {request.url}: {type(exc).__name__}",
+                f"{where} timed out calling {url}: {type(exc).__name__}",
                 "ServiceTimeout",
                 retryable=True,
             ) from exc
         except httpx.TransportError as exc:
             raise _failure(
-                f"{where} could not reach {request.url}: {exc or type(exc).__name__}",
+                f"{where} could not reach {url}: {exc or type(exc).__name__}",
                 "ServiceUnreachable",
                 retryable=True,
             ) from exc
 
-    def _status(
-        self, request: httpx.Request, response: httpx.Response, where: str, content: bytes
-    ) -> tuple[int, bytes]:
-        """The status and body of a success; a classified failure for anything else."""
+    def _raise_failure(
+        self,
+        url: httpx.URL,
+        response: httpx.Response,
+        where: str,
+        prefix: bytes,
+        complete: bool,
+    ) -> NoReturn:
+        """The classified failure for an answer other than 2xx."""
         status = response.status_code
         if status >= 500 or status in RETRYABLE_STATUS:
             raise _failure(
-                f"{where} got HTTP {status} from {request.url}: {_snippet(content)}",
+                f"{where} got HTTP {status} from {url}: {_describe(response, prefix, complete)}",
                 "ServiceUnavailable" if status >= 500 else f"HTTP{status}",
                 retryable=True,
                 status_code=status,
@@ -238,16 +346,16 @@ class StepActivities:
                 retryable=False,
                 status_code=status,
             )
-        if status >= 400:
-            raise _failure(
-                f"{where} was refused with HTTP {status}: {_snippet(content)}",
-                "ServiceRejected",
-                retryable=False,
-                status_code=status,
-            )
-        return status, content
+        raise _failure(
+            f"{where} was refused with HTTP {status}: {_describe(response, prefix, complete)}",
+            "ServiceRejected",
+            retryable=False,
+            status_code=status,
+        )
 
-    def _output(self, call: StepCall, where: str, status: int, content: bytes) -> dict[str, Any]:
+    async def _output(
+        self, call: StepCall, where: str, status: int, content_type: str, content: bytes
+    ) -> dict[str, Any]:
         if not content.strip():
             output: Any = {}
         else:
@@ -255,8 +363,8 @@ class StepActivities:
                 output = json.loads(content)
             except ValueError as exc:
                 raise _failure(
-                    f"{where} answered HTTP {status} with a body that is not JSON: "
-                    f"{_snippet(content)}",
+                    f"{where} answered HTTP {status} with a body that is not JSON "
+                    f"({_content_type(content_type)}, {len(content)} bytes; not quoted)",
                     "InvalidResponse",
                     retryable=False,
                 ) from exc
@@ -267,7 +375,7 @@ class StepActivities:
                 "InvalidResponse",
                 retryable=False,
             )
-        problems = violations(call.spec.output_schema, output)
+        problems = await _violations(call.spec.output_schema, output, len(content))
         if problems:
             raise _failure(
                 f"{where} output does not match the action's output_schema: {'; '.join(problems)}",
@@ -288,6 +396,47 @@ def _too_large(where: str, limit: int, size: int | None) -> ApplicationError:
     )
 
 
-def _snippet(content: bytes | bytearray, limit: int = 300) -> str:
+async def _read(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most `limit` bytes of the body, and whether that was all of it."""
+    content = bytearray()
+    async for chunk in response.aiter_bytes():
+        content.extend(chunk)
+        if len(content) > limit:
+            return bytes(content[:limit]), False
+    return bytes(content), True
+
+
+def _content_type(value: str) -> str:
+    """The declared content type, fit to quote (it comes from the service)."""
+    kind = value.split(";")[0].strip()[:100]
+    if not kind or not (kind.isascii() and kind.isprintable()):
+        return "no content type"
+    return kind
+
+
+def _describe(response: httpx.Response, content: bytes, complete: bool) -> str:
+    """A failure's body as an error message may show it: a JSON body quoted (up to
+    QUOTED_BYTES), anything else only by its content type and size, so a service that
+    answers with a page of its own cannot have that page copied into the execution."""
+    if complete and content.strip():
+        try:
+            json.loads(content)
+        except ValueError:
+            pass
+        else:
+            return _snippet(content)
+    if complete and not content:
+        return "empty body"
+    declared = response.headers.get("content-length", "")
+    if complete:
+        size = f"{len(content)} bytes"
+    elif declared.isdigit():
+        size = f"{declared} bytes"
+    else:
+        size = f"over {len(content)} bytes"
+    return f"{_content_type(response.headers.get('content-type', ''))} body, {size}; not quoted"
+
+
+def _snippet(content: bytes | bytearray, limit: int = QUOTED_BYTES) -> str:
     text = bytes(content[:limit]).decode("utf-8", "replace")
     return text + ("..." if len(content) > limit else "")

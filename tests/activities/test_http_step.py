@@ -4,6 +4,11 @@ Each test tells a real HTTP server on loopback (started by this module) how to a
 one token, runs `StepActivities.call_service` against it the way a worker would (the
 StepCall as a pydantic payload, the activity info, heartbeats), and checks the output
 or the ApplicationError the activity raises.
+
+The default outbound policy refuses loopback, so the tests allow 127.0.0.1 explicitly
+(`loopback()`). Every call goes through `LoopbackOnly`, a transport that refuses to
+open a connection to any other address: names are made to resolve by replacing
+`core.outbound.resolve_addresses`, and no test sends traffic off this machine.
 """
 
 from __future__ import annotations
@@ -33,10 +38,18 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import http_step
-from activities.http_step import MAX_REDIRECTS, MAX_RETRY_AFTER, StepActivities
+from activities.http_step import (
+    ERROR_BODY_PREFIX,
+    INLINE_VALIDATION_BYTES,
+    MAX_REDIRECTS,
+    MAX_RETRY_AFTER,
+    StepActivities,
+)
+from core import outbound
 from core.devserver import free_port
 from core.outbound import OutboundPolicy
 from definitions.models import ActionSpec, StepCall
+from definitions.signing import step_signature
 
 HOLD_AT_MOST = 10.0
 """Seconds the server holds a request nobody releases (the test fails before that)."""
@@ -171,6 +184,60 @@ def step_call(
     )
 
 
+LOOPBACK = "127.0.0.1"
+KEY = "test-signing-key"
+PUBLIC_ADDRESS = "93.184.216.34"
+"""A public address for a fake resolver to answer; `LoopbackOnly` never connects to it."""
+
+
+def loopback(**options: Any) -> OutboundPolicy:
+    """The policy of these tests: the default, with the loopback server allowed."""
+    return OutboundPolicy(allowed_hosts=LOOPBACK, **options)
+
+
+class LoopbackOnly(httpx.AsyncBaseTransport):
+    """A real transport that refuses (and records) any connection beyond 127.0.0.1/::1."""
+
+    def __init__(self) -> None:
+        limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
+        self._inner = httpx.AsyncHTTPTransport(limits=limits)
+        self.refused: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host not in ("127.0.0.1", "::1"):
+            self.refused.append(request)
+            raise httpx.ConnectError("the tests connect to loopback only", request=request)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def fake_resolver(monkeypatch: pytest.MonkeyPatch, *answers: list[str]) -> list[tuple[str, int]]:
+    """Make names resolve to `answers` (one list per lookup, the last one repeated);
+    returns the lookups made."""
+    lookups: list[tuple[str, int]] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        lookups.append((host, port))
+        return answers[min(len(lookups), len(answers)) - 1]
+
+    monkeypatch.setattr(outbound, "resolve_addresses", resolve)
+    return lookups
+
+
+def signed(call: StepCall, key: str = KEY) -> StepCall:
+    signature = step_signature(
+        key,
+        step_id=call.step_id,
+        service=call.service,
+        action=call.spec.name,
+        endpoint=call.endpoint,
+        spec=call.spec.model_dump(mode="json"),
+    )
+    return call.model_copy(update={"signature": signature})
+
+
 def activity_env(**info: Any) -> ActivityEnvironment:
     env = ActivityEnvironment()
     env.payload_converter = pydantic_data_converter.payload_converter
@@ -184,11 +251,12 @@ async def run_step(
     *,
     policy: OutboundPolicy | None = None,
     env: ActivityEnvironment | None = None,
+    signing_key: str = "",
+    transport: LoopbackOnly | None = None,
 ) -> dict[str, Any]:
     payload = pydantic_data_converter.payload_converter.to_payload(call)
-    limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
-    async with httpx.AsyncClient(limits=limits) as http:
-        steps = StepActivities(http, policy or OutboundPolicy())
+    async with httpx.AsyncClient(transport=transport or LoopbackOnly()) as http:
+        steps = StepActivities(http, policy or loopback(), signing_key=signing_key)
         return await (env or activity_env()).run(steps.call_service, [RawValue(payload)])
 
 
@@ -287,10 +355,11 @@ async def test_execution_and_step_id_headers(server: Server) -> None:
     assert headers["x-step-id"] == "extract"
 
 
-async def test_scalar_context_entries_are_x_context_headers(server: Server) -> None:
+async def test_forwarded_scalar_context_entries_are_x_context_headers(server: Server) -> None:
     token = server.answer(body=b"{}")
     context = {"project_id": "p-1", "tenant-no": 7, "ratio": 0.5, "beta": True}
-    await run_step(step_call(server.endpoint(token), context=context))
+    call = step_call(server.endpoint(token), context=context, forward_context=list(context))
+    await run_step(call)
     headers = server.seen[token][0].headers
     assert headers["x-context-project_id"] == "p-1"
     assert headers["x-context-tenant-no"] == "7"
@@ -300,15 +369,17 @@ async def test_scalar_context_entries_are_x_context_headers(server: Server) -> N
 
 async def test_non_scalar_context_entries_and_odd_keys_are_not_sent(server: Server) -> None:
     token = server.answer(body=b"{}")
-    context = {"tags": ["a"], "meta": {"k": "v"}, "none": None, "bad key": "x", "kéy": "y"}
-    await run_step(step_call(server.endpoint(token), context=context))
+    context = {"tags": ["a"], "meta": {"k": "v"}, "none": None}
+    call = step_call(server.endpoint(token), context=context, forward_context=list(context))
+    await run_step(call)
     sent = [name for name in server.seen[token][0].headers if name.startswith("x-context-")]
     assert sent == []
 
 
 async def test_non_ascii_context_value_is_percent_encoded(server: Server) -> None:
     token = server.answer(body=b"{}")
-    await run_step(step_call(server.endpoint(token), context={"city": "Zürich"}))
+    call = step_call(server.endpoint(token), context={"city": "Zürich"}, forward_context=["city"])
+    await run_step(call)
     assert server.seen[token][0].headers["x-context-city"] == "Z%C3%BCrich"
 
 
@@ -450,22 +521,41 @@ async def test_redirect_is_followed_when_allowed(server: Server) -> None:
     target = server.answer(body=b'{"text": "moved here"}')
     location = server.endpoint(target) + "/run"
     token = server.answer(status=307, body=b"", headers={"Location": location})
-    policy = OutboundPolicy(allowed_hosts="127.0.0.1", follow_redirects=True)
+    policy = loopback(follow_redirects=True)
     output = await run_step(step_call(server.endpoint(token)), policy=policy)
     assert output == {"text": "moved here"}
     (seen,) = server.seen[target]
     assert (seen.method, json.loads(seen.body)) == ("POST", {"text": "hello"})
 
 
-async def test_redirect_to_a_host_outside_allowed_hosts_is_refused(server: Server) -> None:
+async def test_redirect_from_an_allowed_host_to_a_refused_one_is_not_followed(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_resolver(monkeypatch, [LOOPBACK])
     target = server.answer(body=b'{"text": "elsewhere"}')
-    location = server.endpoint(target, host="localhost") + "/run"
+    location = server.endpoint(target) + "/run"  # 127.0.0.1, which only the name may reach
     token = server.answer(status=307, body=b"", headers={"Location": location})
-    policy = OutboundPolicy(allowed_hosts="127.0.0.1", follow_redirects=True)
-    error = await failure_of(step_call(server.endpoint(token)), policy=policy)
-    assert (error.type, error.non_retryable) == ("HostNotAllowed", True)
-    assert "localhost" in error.message
+    policy = OutboundPolicy(allowed_hosts="service.test", follow_redirects=True)
+    error = await failure_of(step_call(server.endpoint(token, host="service.test")), policy=policy)
+    assert (error.type, error.non_retryable) == ("OutboundRefused", True)
+    assert f"was redirected to {location}" in error.message
+    assert "ALLOWED_HOSTS" in error.message
+    assert len(server.seen[token]) == 1
     assert server.seen[target] == []
+
+
+async def test_relative_redirect_keeps_the_registered_host_name(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups = fake_resolver(monkeypatch, [LOOPBACK])
+    target = server.answer(body=b'{"text": "moved here"}')
+    token = server.answer(status=308, body=b"", headers={"Location": f"/{target}/run"})
+    policy = OutboundPolicy(allowed_hosts="service.test", follow_redirects=True)
+    call = step_call(server.endpoint(token, host="service.test"))
+    assert await run_step(call, policy=policy) == {"text": "moved here"}
+    port = int(server.url.rsplit(":", 1)[1])
+    assert lookups == [("service.test", port)] * 2
+    assert server.seen[target][0].headers["host"] == f"service.test:{port}"
 
 
 async def test_more_than_max_redirects_is_non_retryable(server: Server) -> None:
@@ -473,7 +563,7 @@ async def test_more_than_max_redirects_is_non_retryable(server: Server) -> None:
     server.answers[token] = Answer(
         status=307, body=b"", headers={"Location": server.endpoint(token) + "/run"}
     )
-    policy = OutboundPolicy(follow_redirects=True)
+    policy = loopback(follow_redirects=True)
     error = await failure_of(step_call(server.endpoint(token)), policy=policy)
     assert (error.type, error.non_retryable) == ("TooManyRedirects", True)
     assert len(server.seen[token]) == MAX_REDIRECTS + 1
@@ -483,7 +573,7 @@ async def test_endpoint_outside_allowed_hosts_is_not_called(server: Server) -> N
     token = server.answer(body=b"{}")
     policy = OutboundPolicy(allowed_hosts="services.internal")
     error = await failure_of(step_call(server.endpoint(token)), policy=policy)
-    assert (error.type, error.non_retryable) == ("HostNotAllowed", True)
+    assert (error.type, error.non_retryable) == ("OutboundRefused", True)
     assert server.seen[token] == []
 
 
@@ -523,11 +613,15 @@ async def test_connection_lost_mid_body_is_retryable_service_unreachable(server:
 # --- response body ---------------------------------------------------------------------
 
 
-async def test_body_not_json_is_non_retryable_invalid_response(server: Server) -> None:
-    token = server.answer(body=b"<html>hello</html>")
+async def test_body_not_json_is_non_retryable_invalid_response_and_not_quoted(
+    server: Server,
+) -> None:
+    token = server.answer(body=b"<html>secret</html>", headers={"Content-Type": "text/html"})
     error = await failure_of(step_call(server.endpoint(token)))
     assert (error.type, error.non_retryable) == ("InvalidResponse", True)
-    assert "<html>hello</html>" in error.message
+    assert "secret" not in error.message
+    assert "text/html" in error.message
+    assert "19 bytes" in error.message
 
 
 @pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"42", b"null"])
@@ -577,7 +671,7 @@ LIMIT = 1000
 
 
 def limited() -> OutboundPolicy:
-    return OutboundPolicy(payload_limit_bytes=LIMIT)
+    return loopback(payload_limit_bytes=LIMIT)
 
 
 def text_input(size: int) -> dict[str, str]:
@@ -667,3 +761,301 @@ async def test_failure_before_the_call_carries_the_activity_attempt(server: Serv
     call = step_call(server.endpoint(token), input={"text": 5}, input_schema=NEEDS_TEXT)
     error = await failure_of(call, env=activity_env(attempt=2))
     assert details(error)["attempt"] == 2
+
+
+# --- outbound policy -------------------------------------------------------------------
+
+
+async def test_default_policy_refuses_the_loopback_server_and_sends_nothing(
+    server: Server,
+) -> None:
+    token = server.answer(body=b"{}")
+    error = await failure_of(step_call(server.endpoint(token)), policy=OutboundPolicy())
+    assert (error.type, error.non_retryable) == ("OutboundRefused", True)
+    port = server.url.rsplit(":", 1)[1]
+    assert "127.0.0.1" in error.message
+    assert f"add '127.0.0.1:{port}' (or its network) to ALLOWED_HOSTS" in error.message
+    assert (details(error)["host"], details(error)["address"]) == ("127.0.0.1", "127.0.0.1")
+    assert server.seen[token] == []
+
+
+async def test_default_policy_refuses_localhost(server: Server) -> None:
+    token = server.answer(body=b"{}")
+    call = step_call(server.endpoint(token, host="localhost"))
+    error = await failure_of(call, policy=OutboundPolicy())
+    assert (error.type, error.non_retryable) == ("OutboundRefused", True)
+    assert "localhost (resolved to " in error.message
+    assert server.seen[token] == []
+
+
+async def test_a_name_resolving_to_loopback_is_refused_and_sends_nothing(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups = fake_resolver(monkeypatch, [LOOPBACK])
+    token = server.answer(body=b"{}")
+    call = step_call(server.endpoint(token, host="innocent.example"))
+    error = await failure_of(call, policy=OutboundPolicy())
+    assert (error.type, error.non_retryable) == ("OutboundRefused", True)
+    assert "innocent.example (resolved to 127.0.0.1): loopback address" in error.message
+    assert "add 'innocent.example'" in error.message
+    assert [host for host, _ in lookups] == ["innocent.example"]
+    assert server.seen[token] == []
+
+
+async def test_a_name_with_one_internal_address_among_public_ones_is_refused(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_resolver(monkeypatch, [PUBLIC_ADDRESS, LOOPBACK])
+    token = server.answer(body=b"{}")
+    transport = LoopbackOnly()
+    call = step_call(server.endpoint(token, host="mixed.example"))
+    error = await failure_of(call, policy=OutboundPolicy(), transport=transport)
+    assert error.type == "OutboundRefused"
+    assert transport.refused == []
+    assert server.seen[token] == []
+
+
+async def test_dns_rebinding_cannot_turn_the_connection_to_loopback(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name answers a public address to the check and 127.0.0.1 afterwards: the
+    connection goes to the checked address, and the name is not looked up again."""
+    lookups = fake_resolver(monkeypatch, [PUBLIC_ADDRESS], [LOOPBACK])
+    token = server.answer(body=b'{"text": "rebound"}')
+    transport = LoopbackOnly()
+    call = step_call(server.endpoint(token, host="rebind.example"))
+    error = await failure_of(call, policy=OutboundPolicy(), transport=transport)
+    assert (error.type, error.non_retryable) == ("ServiceUnreachable", False)
+    assert len(lookups) == 1
+    (attempted,) = transport.refused
+    port = int(server.url.rsplit(":", 1)[1])
+    assert (attempted.url.host, attempted.url.port) == (PUBLIC_ADDRESS, port)
+    assert attempted.headers["host"] == f"rebind.example:{port}"
+    assert server.seen[token] == []
+
+
+async def test_https_connects_to_the_checked_address_with_the_name_as_tls_server_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_resolver(monkeypatch, [PUBLIC_ADDRESS])
+    transport = LoopbackOnly()
+    call = step_call("https://secure.example/v1")
+    error = await failure_of(call, policy=OutboundPolicy(), transport=transport)
+    assert error.type == "ServiceUnreachable"
+    (attempted,) = transport.refused
+    assert str(attempted.url) == f"https://{PUBLIC_ADDRESS}/v1/run"
+    assert attempted.headers["host"] == "secure.example"
+    assert attempted.extensions["sni_hostname"] == "secure.example"
+
+
+async def test_a_name_in_allowed_hosts_may_resolve_to_loopback(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_resolver(monkeypatch, [LOOPBACK])
+    token = server.answer(body=b'{"text": "inside"}')
+    policy = OutboundPolicy(allowed_hosts="service.test")
+    call = step_call(server.endpoint(token, host="service.test"))
+    assert await run_step(call, policy=policy) == {"text": "inside"}
+    port = server.url.rsplit(":", 1)[1]
+    assert server.seen[token][0].headers["host"] == f"service.test:{port}"
+
+
+async def test_allowed_host_and_port_refuses_another_port(server: Server) -> None:
+    port = int(server.url.rsplit(":", 1)[1])
+    token = server.answer(body=b"{}")
+    policy = OutboundPolicy(allowed_hosts=f"127.0.0.1:{port}")
+    assert await run_step(step_call(server.endpoint(token)), policy=policy) == {}
+    other = f"http://127.0.0.1:{free_port()}/x"
+    error = await failure_of(step_call(other), policy=policy)
+    assert (error.type, error.non_retryable) == ("OutboundRefused", True)
+
+
+async def test_unresolvable_name_is_retryable_service_unreachable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def fail(host: str, port: int) -> list[str]:
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(outbound, "resolve_addresses", fail)
+    error = await failure_of(step_call("http://nowhere.example"), policy=OutboundPolicy())
+    assert (error.type, error.non_retryable) == ("ServiceUnreachable", False)
+    assert "could not resolve nowhere.example" in error.message
+
+
+# --- context and identifiers -----------------------------------------------------------
+
+
+async def test_context_is_not_sent_unless_the_action_forwards_it(server: Server) -> None:
+    token = server.answer(body=b"{}")
+    context = {"tenant": "t-1", "api_token": "s3cret", "user": "ann"}
+    call = step_call(server.endpoint(token), context=context, forward_context=["tenant"])
+    await run_step(call)
+    headers = server.seen[token][0].headers
+    sent = {name: value for name, value in headers.items() if name.startswith("x-context-")}
+    assert sent == {"x-context-tenant": "t-1"}
+    assert "s3cret" not in str(headers)
+
+
+async def test_no_context_header_by_default(server: Server) -> None:
+    token = server.answer(body=b"{}")
+    await run_step(step_call(server.endpoint(token), context={"tenant": "t-1"}))
+    assert [h for h in server.seen[token][0].headers if h.startswith("x-context-")] == []
+
+
+async def test_forwarded_key_missing_from_the_context_is_not_sent(server: Server) -> None:
+    token = server.answer(body=b"{}")
+    await run_step(step_call(server.endpoint(token), forward_context=["tenant"]))
+    assert "x-context-tenant" not in server.seen[token][0].headers
+
+
+async def test_non_ascii_execution_and_step_ids_are_percent_encoded(server: Server) -> None:
+    token = server.answer(body=b"{}")
+    call = step_call(server.endpoint(token)).model_copy(
+        update={"execution_id": "exéc-1", "step_id": "étape"}
+    )
+    assert await run_step(call) == {}
+    headers = server.seen[token][0].headers
+    assert headers["x-execution-id"] == "ex%C3%A9c-1"
+    assert headers["x-step-id"] == "%C3%A9tape"
+    assert headers["idempotency-key"] == "ex%C3%A9c-1:%C3%A9tape"
+
+
+# --- error bodies ----------------------------------------------------------------------
+
+
+async def test_non_json_error_body_is_not_quoted(server: Server) -> None:
+    page = b"<html>internal admin page</html>"
+    token = server.answer(status=502, body=page, headers={"Content-Type": "text/html"})
+    error = await failure_of(step_call(server.endpoint(token)))
+    assert (error.type, error.non_retryable) == ("ServiceUnavailable", False)
+    assert "admin" not in error.message
+    assert f"text/html body, {len(page)} bytes; not quoted" in error.message
+
+
+async def test_non_json_4xx_body_is_not_quoted(server: Server) -> None:
+    token = server.answer(status=403, body=b"Forbidden: key abc123", headers={})
+    error = await failure_of(step_call(server.endpoint(token)))
+    assert error.type == "ServiceRejected"
+    assert "abc123" not in error.message
+
+
+async def test_json_error_body_is_quoted_up_to_300_bytes(server: Server) -> None:
+    body = json_body({"detail": "y" * 1000})
+    token = server.answer(status=422, body=body)
+    error = await failure_of(step_call(server.endpoint(token)))
+    assert body[:300].decode() + "..." in error.message
+    assert body[:301].decode() not in error.message
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+@pytest.mark.parametrize("status", [429, 503])
+async def test_error_body_over_the_payload_limit_stays_retryable(
+    server: Server, status: int, streamed: bool
+) -> None:
+    big = json_body({"detail": "z" * (ERROR_BODY_PREFIX + LIMIT)})
+    answer = Answer(status=status, body=big)
+    if streamed:
+        answer = Answer(status=status, chunks=[big[:100], big[100:]])
+    token = server.answer(answer)
+    error = await failure_of(step_call(server.endpoint(token)), policy=limited())
+    assert error.non_retryable is False
+    assert details(error)["status_code"] == status
+    assert "z" * 50 not in error.message
+    assert "not quoted" in error.message
+
+
+async def test_error_body_larger_than_the_prefix_is_described_by_its_size(
+    server: Server,
+) -> None:
+    size = ERROR_BODY_PREFIX * 3
+    token = server.answer(status=500, body=b"x" * size, headers={"Content-Type": "text/plain"})
+    error = await failure_of(step_call(server.endpoint(token)))
+    assert f"text/plain body, {size} bytes; not quoted" in error.message
+
+
+# --- definition signatures -------------------------------------------------------------
+
+
+async def test_signed_step_runs_when_a_signing_key_is_set(server: Server) -> None:
+    token = server.answer(body=b'{"text": "signed"}')
+    call = signed(step_call(server.endpoint(token)))
+    assert await run_step(call, signing_key=KEY) == {"text": "signed"}
+
+
+async def test_unsigned_step_is_refused_when_a_signing_key_is_set(server: Server) -> None:
+    token = server.answer(body=b"{}")
+    error = await failure_of(step_call(server.endpoint(token)), signing_key=KEY)
+    assert (error.type, error.non_retryable) == ("DefinitionNotSigned", True)
+    assert "through the gateway" in error.message
+    assert server.seen[token] == []
+
+
+async def test_step_with_an_altered_endpoint_is_refused(server: Server) -> None:
+    token, other = server.answer(body=b"{}"), server.answer(body=b"{}")
+    call = signed(step_call(server.endpoint(token)))
+    altered = call.model_copy(update={"endpoint": server.endpoint(other)})
+    error = await failure_of(altered, signing_key=KEY)
+    assert (error.type, error.non_retryable) == ("DefinitionSignatureMismatch", True)
+    assert "DEFINITION_SIGNING_KEY" in error.message
+    assert server.seen[token] == server.seen[other] == []
+
+
+async def test_step_with_an_altered_spec_is_refused(server: Server) -> None:
+    token = server.answer(body=b"{}")
+    call = signed(step_call(server.endpoint(token)))
+    altered = call.model_copy(
+        update={"spec": call.spec.model_copy(update={"forward_context": ["api_token"]})}
+    )
+    error = await failure_of(altered, signing_key=KEY)
+    assert error.type == "DefinitionSignatureMismatch"
+    assert server.seen[token] == []
+
+
+async def test_step_signed_under_another_key_is_refused(server: Server) -> None:
+    token = server.answer(body=b"{}")
+    call = signed(step_call(server.endpoint(token)), key="the-gateways-other-key")
+    error = await failure_of(call, signing_key=KEY)
+    assert error.type == "DefinitionSignatureMismatch"
+    assert server.seen[token] == []
+
+
+# --- schema validation off the event loop ----------------------------------------------
+
+
+def count_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the functions `asyncio.to_thread` runs, then run them as it would."""
+    ran: list[str] = []
+    real = asyncio.to_thread
+
+    async def to_thread(function: Any, /, *args: Any, **kwargs: Any) -> Any:
+        ran.append(function.__name__)
+        return await real(function, *args, **kwargs)
+
+    monkeypatch.setattr(http_step.asyncio, "to_thread", to_thread)
+    return ran
+
+
+async def test_large_documents_are_validated_in_a_thread(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran = count_threads(monkeypatch)
+    big = "x" * (INLINE_VALIDATION_BYTES + 1)
+    token = server.answer(body=json_body({"text": big}))
+    call = step_call(
+        server.endpoint(token),
+        input={"text": big},
+        input_schema=NEEDS_TEXT,
+        output_schema=NEEDS_TEXT,
+    )
+    assert await run_step(call) == {"text": big}
+    assert ran == ["violations", "violations"]
+
+
+async def test_small_documents_are_validated_inline(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran = count_threads(monkeypatch)
+    token = server.answer(body=b'{"text": "small"}')
+    call = step_call(server.endpoint(token), input_schema=NEEDS_TEXT, output_schema=NEEDS_TEXT)
+    assert await run_step(call) == {"text": "small"}
+    assert ran == []
