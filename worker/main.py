@@ -97,6 +97,7 @@ def build_worker(
             payload_limit_bytes=settings.payload_limit_bytes,
             follow_redirects=settings.follow_redirects,
         ),
+        signing_key=getattr(settings, "definition_signing_key", ""),
     )
     definitions = DefinitionActivities(sessions)
     return Worker(
