@@ -151,7 +151,15 @@ class StepActivities:
                 "PayloadTooLarge",
                 retryable=False,
             )
-        url = httpx.URL(call.endpoint + (call.spec.path or f"/{call.spec.name}"))
+        try:
+            url = httpx.URL(call.endpoint + (call.spec.path or f"/{call.spec.name}"))
+        except httpx.InvalidURL as exc:
+            raise _failure(
+                f"{where} endpoint is not a valid URL ({exc}); register the service again "
+                "with an http or https URL",
+                "OutboundRefused",
+                retryable=False,
+            ) from exc
         if call.spec.method == "GET":
             url = url.copy_merge_params(
                 {k: v for k, v in call.input.items() if isinstance(v, str | int | float)}

@@ -114,8 +114,8 @@ def _not_public(address: IPAddress) -> str | None:
         ("link-local", address.is_link_local),
         ("unspecified", address.is_unspecified),
         ("multicast", address.is_multicast),
-        ("private", address.is_private),
         ("reserved", address.is_reserved),
+        ("private", address.is_private),
         ("non-global", not address.is_global),
     )
     for name, hit in checks:

@@ -1059,3 +1059,14 @@ async def test_small_documents_are_validated_inline(
     call = step_call(server.endpoint(token), input_schema=NEEDS_TEXT, output_schema=NEEDS_TEXT)
     assert await run_step(call) == {"text": "small"}
     assert ran == []
+
+
+async def test_endpoint_that_is_not_a_url_is_refused_without_retrying() -> None:
+    error = await failure_of(step_call("http://[zz::1]"))
+    assert (error.type, error.non_retryable) == ("OutboundRefused", True)
+
+
+async def test_endpoint_with_another_scheme_is_refused_without_retrying() -> None:
+    error = await failure_of(step_call("file:///etc"))
+    assert (error.type, error.non_retryable) == ("OutboundRefused", True)
+    assert "not http or https" in error.message
