@@ -6,11 +6,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SERVICE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-ACTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-CONTEXT_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-WORKFLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+from definitions.language import Flow
+from definitions.names import (
+    ACTION_NAME_PATTERN,
+    CONTEXT_KEY_PATTERN,
+    SERVICE_NAME_PATTERN,
+    STEP_ID_PATTERN,
+    WORKFLOW_NAME_PATTERN,
+)
+
+__all__ = [
+    "ACTION_NAME_PATTERN",
+    "CONTEXT_KEY_PATTERN",
+    "SERVICE_NAME_PATTERN",
+    "STEP_ID_PATTERN",
+    "WORKFLOW_NAME_PATTERN",
+]
 
 MAX_STEPS = 100
 MAX_ACTIONS = 100
@@ -108,14 +119,32 @@ class PinnedDefinition(_Frozen):
         exclude_if=_empty,
         description="step id -> HMAC of the step (definitions/signing.py), set by the loader",
     )
+    flow: Flow | None = Field(
+        default=None,
+        exclude_if=_empty,
+        description="a definition in the workflow language; `steps` then holds its task "
+        "steps, pinned (endpoint and action spec), and `entry` is unused",
+    )
 
     @model_validator(mode="after")
     def _runnable(self) -> PinnedDefinition:
         """A definition the workflow can follow: the entry and every `next` name a step,
-        and the chain from the entry never comes back to a step."""
+        and the chain from the entry never comes back to a step. For a flow: every task
+        step is pinned (definitions/flow_checks.py checks the rest at save time)."""
         ids = [step.id for step in self.steps]
         if len(set(ids)) != len(ids):
             raise ValueError("step ids must be unique")
+        if self.flow is not None:
+            from definitions.language import TaskStep, iter_steps
+
+            unpinned = [
+                step.id
+                for step in iter_steps(self.flow.steps)
+                if isinstance(step, TaskStep) and step.id not in ids
+            ]
+            if unpinned:
+                raise ValueError(f"task steps {unpinned} are not pinned")
+            return self
         seen: set[str] = set()
         current: str | None = self.entry
         while current is not None:

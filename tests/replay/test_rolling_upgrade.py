@@ -43,7 +43,7 @@ async def task_queue(client: Client) -> AsyncIterator[str]:
     """A worker of today's code, with the real HTTP step, on a queue of its own."""
     queue = f"upgrade-{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient() as http:
-        steps = StepActivities(http, OutboundPolicy())
+        steps = StepActivities(http, OutboundPolicy(allowed_hosts="127.0.0.1"))
         async with Worker(
             client, task_queue=queue, activities=[steps.call_service], **workflow_options()
         ):
