@@ -5,7 +5,10 @@ gateway process also runs a worker (`embedded_worker`), handed to `create_app`, 
 gateway package itself never imports the worker.
 
 uvicorn stops accepting connections on SIGTERM and lets in-flight requests finish
-(up to GATEWAY_GRACEFUL_SHUTDOWN_SECONDS) before the lifespan closes the clients.
+(up to GATEWAY_GRACEFUL_SHUTDOWN_SECONDS) before the lifespan closes the clients. It
+serves at most GATEWAY_LIMIT_CONCURRENCY requests at once (more get 503), drops idle
+keep-alive connections after GATEWAY_KEEP_ALIVE_TIMEOUT, and cuts off a client that
+takes over GATEWAY_HEADER_TIMEOUT to send a request (gateway/server.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from temporalio.client import Client
 
 from core.settings import Settings, get_settings
 from gateway.app import create_app
+from gateway.server import guarded_h11
 from worker.main import build_worker, connect_when_up, outbound_http
 
 log = logging.getLogger("gateway")
@@ -59,4 +63,7 @@ def main(*, port: int | None = None) -> None:
         log_level="info",
         timeout_graceful_shutdown=int(settings.gateway_graceful_shutdown_seconds),
         access_log=False,
+        http=guarded_h11(settings.gateway_header_timeout),
+        limit_concurrency=settings.gateway_limit_concurrency,
+        timeout_keep_alive=max(1, round(settings.gateway_keep_alive_timeout)),
     )

@@ -24,6 +24,7 @@ from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
 from executions.service import ExecutionService
 from gateway import errors
+from gateway.content_type import RequireJsonBody
 from gateway.deps import require_api_key
 from gateway.read_cache import InvalidateOnWrite, ReadCache
 from gateway.routes import codec, executions, health, services, workflows
@@ -196,5 +197,6 @@ def create_app(
         cache=app.state.read_cache,
         prefixes=("/api/services", "/api/workflows"),
     )
+    app.add_middleware(RequireJsonBody)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

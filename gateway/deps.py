@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -34,21 +35,71 @@ def get_http(request: Request) -> httpx.AsyncClient:
     return request.app.state.http
 
 
+ANONYMOUS = "anonymous"
+"""The caller of a request when API_KEYS is empty (idempotency keys are bound to it)."""
+
+
+def _bearer_token(authorization: str | None) -> bytes | None:
+    """The bytes of a Bearer token as sent: header values arrive decoded as latin-1, so
+    encoding back gives the client's bytes, whatever their encoding."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        return token.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+
+
+def matching_key(settings: Settings, authorization: str | None) -> str | None:
+    """The configured API key the Authorization header carries, or None.
+
+    Compares bytes in constant time, so a token that is no ASCII is a mismatch (401),
+    never an error.
+    """
+    token = _bearer_token(authorization)
+    if token is None:
+        return None
+    for key in settings.api_key_set:
+        if secrets.compare_digest(token, key.encode()):
+            return key
+    return None
+
+
+def key_id(key: str) -> str:
+    """A short, stable id of an API key: a prefix of its sha256, never the key itself."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def require_api_key(
     request: Request,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> None:
     """When API_KEYS is set, every endpoint but GET /api/health needs a Bearer key."""
-    keys = request.app.state.settings.api_key_set
-    if not keys:
-        return
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not any(secrets.compare_digest(token, k) for k in keys):
+    settings: Settings = request.app.state.settings
+    if settings.api_key_set and matching_key(settings, authorization) is None:
         raise HTTPException(
             status_code=401,
             detail="missing or invalid API key; send 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+def get_caller(
+    request: Request,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> str:
+    """Who sends the request: the id of its API key, or "anonymous" without API_KEYS."""
+    key = matching_key(request.app.state.settings, authorization)
+    return key_id(key) if key is not None else ANONYMOUS
+
+
+def is_authenticated(request: Request) -> bool:
+    """True when API_KEYS is empty or the request carries one of the keys."""
+    settings: Settings = request.app.state.settings
+    return not settings.api_key_set or (
+        matching_key(settings, request.headers.get("authorization")) is not None
+    )
 
 
 class PageParams:
@@ -68,6 +119,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ExecutionsDep = Annotated[ExecutionService, Depends(get_executions)]
 HttpDep = Annotated[httpx.AsyncClient, Depends(get_http)]
 PageDep = Annotated[PageParams, Depends()]
+CallerDep = Annotated[str, Depends(get_caller)]
 IdempotencyKey = Annotated[
     str | None,
     Header(

@@ -2,6 +2,7 @@
 
     NotFoundError                         404  {detail, resource_type, resource_id}
     ConflictError, NotRunnableError       409  {detail, resource_type, resource_id}
+    UnsupportedMediaTypeError             415  {detail}: send application/json
     RequestValidationError                422  {detail: [{loc, msg, type, input?, ctx?}]}
     InvalidDefinitionError                422  the registry's problems, located in "body"
     IdempotencyKeyReusedError             422  located in the Idempotency-Key header
@@ -57,6 +58,18 @@ class IdempotencyKeyReusedError(Exception):
     """An Idempotency-Key came back with a different request."""
 
 
+class UnsupportedMediaTypeError(Exception):
+    """A request body that is not declared as JSON."""
+
+    def __init__(self, content_type: str | None) -> None:
+        self.content_type = content_type
+        sent = f"Content-Type {content_type!r}" if content_type else "no Content-Type"
+        super().__init__(
+            f"the request body was sent with {sent}; send it as JSON with "
+            "'Content-Type: application/json'"
+        )
+
+
 class ErrorBody(BaseModel):
     """Body of an error answer (422 keeps FastAPI's list of {loc, msg, type})."""
 
@@ -82,6 +95,7 @@ _ERROR_RESPONSES: dict[int, dict[str, Any]] = {
         "or an INACTIVE workflow or service",
     },
     413: {"model": ErrorBody, "description": "the body is over MAX_BODY_BYTES"},
+    415: {"model": ErrorBody, "description": "the body is not sent as application/json"},
     503: {
         "model": UnavailableBody,
         "description": "the registry database or Temporal is unavailable; retry later",
@@ -136,6 +150,10 @@ def _unavailable(component: Literal["database", "temporal"]) -> Callable[[Except
         )
 
     return answer
+
+
+def _unsupported_media_type(exc: UnsupportedMediaTypeError) -> Answer:
+    return Answer(415, {"detail": str(exc)}, {"Accept": "application/json"})
 
 
 def _request_problems(exc: RequestValidationError) -> Answer:
@@ -196,6 +214,7 @@ ERROR_TABLE: dict[type[Exception], Callable[[Any], Answer]] = {
     NotFoundError: _resource(404),
     ConflictError: _resource(409),
     NotRunnableError: _resource(409),
+    UnsupportedMediaTypeError: _unsupported_media_type,
     RequestValidationError: _request_problems,
     InvalidDefinitionError: _definition_problems,
     IdempotencyKeyReusedError: _key_reused,

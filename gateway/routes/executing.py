@@ -3,10 +3,37 @@
 from __future__ import annotations
 
 from fastapi import Response
+from fastapi.exceptions import RequestValidationError
 
+from core.settings import Settings
 from definitions.models import PinnedDefinition
 from executions.models import ExecuteRequest, ExecutionPublic, ExecutionStarted
 from executions.service import ExecutionService
+
+
+def execute_timeout(timeout: float | None, settings: Settings) -> float:
+    """Seconds an execute waits: `?timeout=`, or DEFAULT_EXECUTE_TIMEOUT, capped.
+
+    Raises:
+        RequestValidationError: the timeout asked for is over MAX_EXECUTE_TIMEOUT.
+    """
+    limit = settings.max_execute_timeout
+    if timeout is None:
+        return min(settings.default_execute_timeout, limit)
+    if timeout > limit:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "timeout"),
+                    "msg": f"timeout is at most {limit:g} seconds (MAX_EXECUTE_TIMEOUT); ask "
+                    "for less, or start with POST .../executions and follow the execution",
+                    "type": "less_than_equal",
+                    "input": timeout,
+                    "ctx": {"le": limit},
+                }
+            ]
+        )
+    return timeout
 
 
 def with_request_id(body: ExecuteRequest, request_id: str | None) -> ExecuteRequest:

@@ -17,6 +17,7 @@ from temporalio.api.workflowservice.v1 import (
     DescribeTaskQueueRequest,
 )
 
+from gateway.deps import is_authenticated
 from registry import services
 
 router = APIRouter(tags=["health"])
@@ -92,7 +93,11 @@ async def _temporal(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
     responses={503: {"description": "the database or Temporal is unhealthy; the body says which"}},
 )
 async def integration_health(request: Request) -> JSONResponse:
-    """Overall `healthy`, `degraded` or `unhealthy` (503), with each component's state."""
+    """Overall `healthy`, `degraded` or `unhealthy` (503), with each component's state.
+
+    With API_KEYS set, a caller without a valid key gets the overall status only: the
+    components name internal addresses and worker identities.
+    """
     (database, counts), (temporal, workers) = await asyncio.gather(
         _database(request), _temporal(request)
     )
@@ -102,6 +107,9 @@ async def integration_health(request: Request) -> JSONResponse:
         overall = "degraded"
     else:
         overall = "healthy"
+    status_code = 503 if overall == "unhealthy" else 200
+    if not is_authenticated(request):
+        return JSONResponse({"status": overall}, status_code=status_code)
     body = {
         "status": overall,
         "components": {
@@ -114,4 +122,4 @@ async def integration_health(request: Request) -> JSONResponse:
             },
         },
     }
-    return JSONResponse(body, status_code=503 if overall == "unhealthy" else 200)
+    return JSONResponse(body, status_code=status_code)

@@ -28,7 +28,12 @@ from gateway.deps import (
 from gateway.errors import error_responses
 from gateway.idempotency import write_once
 from gateway.read_cache import cached_read
-from gateway.routes.executing import run_and_answer, start_and_point, with_request_id
+from gateway.routes.executing import (
+    execute_timeout,
+    run_and_answer,
+    start_and_point,
+    with_request_id,
+)
 from registry import services, workflows
 from registry.paging import public_page
 from registry.schemas import (
@@ -49,7 +54,7 @@ router = APIRouter(prefix="/services", tags=["services"], responses=error_respon
     status_code=201,
     responses={
         200: {"description": "an identical service was already registered"},
-        **error_responses(400, 409, 413),
+        **error_responses(400, 409, 413, 415),
     },
 )
 async def register_service(
@@ -96,7 +101,7 @@ async def get_service(service_id: str, request: Request, session: SessionDep) ->
 @router.patch(
     "/{service_id}",
     response_model=ServicePublic,
-    responses=error_responses(400, 404, 409, 413),
+    responses=error_responses(400, 404, 409, 413, 415),
 )
 async def update_service(
     service_id: str, body: ServiceUpdate, session: SessionDep
@@ -122,7 +127,7 @@ async def deregister_service(
     response_model=ExecutionPublic,
     responses={
         202: {"description": "still running when the timeout ran out"},
-        **error_responses(400, 404, 409, 413),
+        **error_responses(400, 404, 409, 413, 415),
     },
 )
 async def execute_service_action(
@@ -140,6 +145,7 @@ async def execute_service_action(
     idempotency_key: IdempotencyKey = None,
 ) -> ExecutionPublic:
     """Run one action as a one-step execution, with the action's retries, and wait for it."""
+    wait = execute_timeout(timeout, settings)
     definition = await workflows.pin_action(session, service_id, action)
     await session.close()
     execution_id = execution_id_for(f"action:{service_id}:{action}", idempotency_key)
@@ -148,7 +154,7 @@ async def execute_service_action(
         definition,
         with_request_id(body, request_id),
         execution_id=execution_id,
-        timeout=timeout or settings.default_execute_timeout,
+        timeout=wait,
         response=response,
     )
 
@@ -157,7 +163,7 @@ async def execute_service_action(
     "/{service_id}/actions/{action}/executions",
     response_model=ExecutionStarted,
     status_code=202,
-    responses=error_responses(400, 404, 409, 413),
+    responses=error_responses(400, 404, 409, 413, 415),
 )
 async def start_service_action(
     service_id: str,

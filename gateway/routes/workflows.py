@@ -27,7 +27,12 @@ from gateway.deps import (
 from gateway.errors import error_responses
 from gateway.idempotency import write_once
 from gateway.read_cache import cached_read
-from gateway.routes.executing import run_and_answer, start_and_point, with_request_id
+from gateway.routes.executing import (
+    execute_timeout,
+    run_and_answer,
+    start_and_point,
+    with_request_id,
+)
 from registry import workflows
 from registry.paging import public_page
 from registry.schemas import (
@@ -48,7 +53,7 @@ router = APIRouter(prefix="/workflows", tags=["workflows"], responses=error_resp
     status_code=201,
     responses={
         200: {"description": "an identical workflow was already stored"},
-        **error_responses(400, 409, 413),
+        **error_responses(400, 409, 413, 415),
     },
 )
 async def create_workflow(
@@ -102,7 +107,7 @@ async def get_workflow(
 @router.patch(
     "/{workflow_id}",
     response_model=WorkflowPublic,
-    responses=error_responses(400, 404, 409, 413),
+    responses=error_responses(400, 404, 409, 413, 415),
 )
 async def update_workflow(
     workflow_id: str, body: WorkflowUpdate, session: SessionDep
@@ -122,7 +127,7 @@ async def delete_workflow(workflow_id: str, session: SessionDep) -> WorkflowPubl
     response_model=ExecutionPublic,
     responses={
         202: {"description": "still running when the timeout ran out"},
-        **error_responses(400, 404, 409, 413),
+        **error_responses(400, 404, 409, 413, 415),
     },
 )
 async def execute_workflow(
@@ -139,6 +144,7 @@ async def execute_workflow(
     idempotency_key: IdempotencyKey = None,
 ) -> ExecutionPublic:
     """Start an execution and wait for its end: 200 with the record, or 202 if still running."""
+    wait = execute_timeout(timeout, settings)
     definition = await workflows.pin(session, await workflows.get_row(session, workflow_id))
     await session.close()
     return await run_and_answer(
@@ -146,7 +152,7 @@ async def execute_workflow(
         definition,
         with_request_id(body, request_id),
         execution_id=execution_id_for(f"workflow:{workflow_id}", idempotency_key),
-        timeout=timeout or settings.default_execute_timeout,
+        timeout=wait,
         response=response,
     )
 
@@ -155,7 +161,7 @@ async def execute_workflow(
     "/{workflow_id}/executions",
     response_model=ExecutionStarted,
     status_code=202,
-    responses=error_responses(400, 404, 409, 413),
+    responses=error_responses(400, 404, 409, 413, 415),
 )
 async def start_workflow_execution(
     workflow_id: str,

@@ -3,7 +3,7 @@
 The fuzzer talks to a gateway and a worker of its own: their registry is a SQLite file
 of this module (so what the fuzzer registers stays out of the other tests' lists), and
 both run with ALLOWED_HOSTS set to loopback, so any execution the fuzzer manages to start
-calls nothing but this machine; an endpoint elsewhere fails at once with HostNotAllowed.
+calls nothing but this machine; an endpoint elsewhere fails at once with OutboundRefused.
 
 Each response must be no server error (5xx) and must match the schema: a documented
 status code, a documented content type, and a body of the documented shape.

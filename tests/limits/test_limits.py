@@ -349,7 +349,7 @@ async def test_endpoint_outside_allowed_hosts_fails_at_once_without_a_call(
     error = record["error"]
     assert (error["step_id"], error["error_type"], error["attempts"]) == (
         "only",
-        "HostNotAllowed",
+        "OutboundRefused",
         1,
     )
     assert "ALLOWED_HOSTS" in error["message"]
@@ -394,12 +394,12 @@ async def test_redirect_to_a_host_outside_allowed_hosts_is_not_followed(strict, 
         unique,
         services.endpoint("redirect", token),
         {},
-        path="/run?host=localhost",
+        path="/run?host=127.0.0.2",  # loopback, but not the 127.0.0.1 ALLOWED_HOSTS names
     )
     assert record["status"] == "FAILED"
     error = record["error"]
-    assert (error["error_type"], error["attempts"]) == ("HostNotAllowed", 1)
-    assert "localhost" in error["message"]
+    assert (error["error_type"], error["attempts"]) == ("OutboundRefused", 1)
+    assert "127.0.0.2" in error["message"]
     assert len(services.calls[token]) == 1
 
 
@@ -457,11 +457,47 @@ async def test_with_a_configured_key_requests_pass(keyed, services, unique):
 
 
 @sqlite_only
-async def test_health_needs_no_key(keyed):
+async def test_health_needs_no_key_and_without_one_tells_the_status_only(keyed):
     async with httpx.AsyncClient(base_url=keyed, timeout=30) as client:
-        answer = await client.get("/health")
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["components"]["database"]["status"] == "healthy"
+        anonymous = await client.get("/health")
+        wrong = await client.get("/health", headers={"Authorization": "Bearer wrong"})
+        keyed_answer = await client.get(
+            "/health", headers={"Authorization": f"Bearer {API_KEYS[0]}"}
+        )
+    for answer in (anonymous, wrong):
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"status": "healthy"}
+    assert keyed_answer.json()["components"]["database"]["status"] == "healthy"
+    assert keyed_answer.json()["components"]["workers"]["pollers"]
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    "token", ["clé-non-ascii".encode(), b"\xff\xfe\x80", "ключ".encode(), b"key-one\xc3"]
+)
+async def test_a_bearer_token_that_is_no_ascii_is_401(keyed, token):
+    async with httpx.AsyncClient(base_url=keyed, timeout=30) as client:
+        answer = await client.get("/services", headers=[(b"Authorization", b"Bearer " + token)])
+    assert answer.status_code == 401, answer.text
+    assert "Authorization: Bearer <key>" in answer.json()["detail"]
+
+
+@sqlite_only
+async def test_an_api_key_that_is_no_ascii_is_accepted_as_sent(stack):
+    url = stack.start_gateway(API_KEYS="clé-à-moi")
+    gateway = stack.gateways[-1][0]
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            good = await client.get(
+                "/services", headers=[(b"Authorization", "Bearer clé-à-moi".encode())]
+            )
+            bad = await client.get(
+                "/services", headers=[(b"Authorization", "Bearer clé-à-toi".encode())]
+            )
+    finally:
+        gateway.terminate()
+        gateway.wait(30)
+    assert (good.status_code, bad.status_code) == (200, 401)
 
 
 async def test_without_api_keys_no_key_is_needed(api):
