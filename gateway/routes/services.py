@@ -87,7 +87,7 @@ async def list_services(
             per_page=paging.per_page,
         )
 
-    return await cached_read(request, read)
+    return await cached_read(request, ("services", status, paging.page, paging.per_page), read)
 
 
 @router.get("/{service_id}", response_model=ServicePublic, responses=error_responses(404))
@@ -95,7 +95,7 @@ async def get_service(service_id: str, request: Request, session: SessionDep) ->
     async def read() -> ServicePublic:
         return services.to_public(await services.get_row(session, service_id))
 
-    return await cached_read(request, read)
+    return await cached_read(request, ("service", service_id), read)
 
 
 @router.patch(

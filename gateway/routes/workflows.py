@@ -86,7 +86,7 @@ async def list_workflows(
             per_page=paging.per_page,
         )
 
-    return await cached_read(request, read)
+    return await cached_read(request, ("workflows", status, paging.page, paging.per_page), read)
 
 
 @router.get("/{workflow_id}", response_model=WorkflowPublic, responses=error_responses(404))
@@ -101,7 +101,7 @@ async def get_workflow(
             return await workflows.get_version(session, workflow_id, version)
         return workflows.to_public(await workflows.get_row(session, workflow_id))
 
-    return await cached_read(request, read)
+    return await cached_read(request, ("workflow", workflow_id, version), read)
 
 
 @router.patch(
