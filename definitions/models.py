@@ -176,6 +176,24 @@ class ExecutionOptions(BaseModel):
         exclude_if=_empty,
         description="step id -> HMAC of the step, set by the gateway (definitions/signing.py)",
     )
+    version: int | None = Field(
+        default=None,
+        exclude_if=_empty,
+        description="started by name (e.g. a `workflow` step): load this version, not the latest",
+    )
+    resume: dict[str, Any] | None = Field(
+        default=None,
+        exclude_if=_empty,
+        description="where a flow continued as new resumes (workflows/interpreter.py)",
+    )
+    original_input: Any = Field(
+        default=None, exclude_if=_empty, description="$input of a flow continued as new"
+    )
+    bindings: dict[str, Any] | None = Field(
+        default=None,
+        exclude_if=_empty,
+        description="the enclosing scope of a map batch run as a child workflow",
+    )
 
 
 class StepCall(BaseModel):

@@ -34,6 +34,7 @@ log = logging.getLogger("worker")
 # workflow run: pure models and functions, no I/O.
 PASSTHROUGH_MODULES = (
     "definitions",
+    "jsonata",
     "workflows.dataflow",
     "core.temporal",
     "pydantic",
@@ -41,9 +42,11 @@ PASSTHROUGH_MODULES = (
 )
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
+def workflow_runner(*extra_passthrough: str) -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+            *PASSTHROUGH_MODULES, *extra_passthrough
+        )
     )
 
 
@@ -99,7 +102,9 @@ def build_worker(
         ),
         signing_key=getattr(settings, "definition_signing_key", ""),
     )
-    definitions = DefinitionActivities(sessions)
+    definitions = DefinitionActivities(
+        sessions, signing_key=getattr(settings, "definition_signing_key", "")
+    )
     return Worker(
         client,
         task_queue=settings.task_queue,

@@ -12,25 +12,22 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ApplicationError
+
+from workflows.interpreter import FlowRun
+from workflows.tasks import StepError, cause_of, run_task
 
 with workflow.unsafe.imports_passed_through():
     from definitions.contract import (
         CONTRACT_VERSION,
         INVALID_START,
         LOAD_DEFINITION_ACTIVITY,
-        STEP_FAILED,
         WORKFLOW_ID_KEY,
         WORKFLOW_VERSION_KEY,
         ExecutionMemo,
-        StepFailure,
     )
     from definitions.models import ExecutionOptions, PinnedDefinition, PinnedStep, StepCall
     from workflows.dataflow import step_input
-
-HEARTBEAT_TIMEOUT = timedelta(seconds=5)
-"""Steps whose timeout is longer than this heartbeat (every second while the call is in
-flight), so a lost worker is noticed within 5 s instead of the step's whole timeout."""
 
 LOAD_DEFINITION_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -38,34 +35,6 @@ LOAD_DEFINITION_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=10,
 )
-
-
-def _retry_policy(step: PinnedStep) -> RetryPolicy:
-    policy = step.spec.retry_policy
-    return RetryPolicy(
-        initial_interval=timedelta(seconds=policy.initial_interval),
-        backoff_coefficient=policy.backoff_coefficient,
-        maximum_interval=timedelta(seconds=policy.maximum_interval),
-        maximum_attempts=policy.maximum_attempts,
-    )
-
-
-StepError = (ActivityError, ApplicationError, TimeoutError)
-"""What awaiting a step raises: an activity's failure comes as ActivityError with the
-attempt's error as its cause; a local activity's comes as that error itself."""
-
-
-def _cause_of(error: BaseException) -> tuple[str, str, dict[str, Any]]:
-    """Type, message and details of the last attempt's failure."""
-    cause = error.cause if isinstance(error, ActivityError) else error
-    if isinstance(cause, ApplicationError):
-        details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
-        return cause.type or "ApplicationError", cause.message, details
-    if isinstance(cause, TimeoutError):
-        return "Timeout", f"{cause.type.name if cause.type else 'timeout'}: {cause.message}", {}
-    if cause is not None:
-        return type(cause).__name__, str(cause), {}
-    return "ActivityError", str(error), {}
 
 
 def _invalid_start(message: str) -> ApplicationError:
@@ -121,10 +90,17 @@ class StoredWorkflow:
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> dict[str, Any]:
         data, options = _start_arguments(args)
-        definition = options.definition or await self._load_definition()
+        definition = options.definition or await self._load_definition(options.version)
         context = dict(options.context)
         request_id = str(context.get("request_id") or workflow.uuid4())
         signatures = {**definition.signatures, **options.signatures}
+        if definition.flow is not None:
+            # The workflow language (workflows/interpreter.py); the seed's chains take the
+            # loop below, which issues exactly the commands it always did.
+            flow = FlowRun(
+                definition, options, data=data, request_id=request_id, signatures=signatures
+            )
+            return await flow.run()  # type: ignore[no-any-return]
 
         step: PinnedStep | None = definition.step(definition.entry)
         output: dict[str, Any] = {}
@@ -146,21 +122,21 @@ class StoredWorkflow:
             step = definition.step(step.next) if step.next is not None else None
         return output
 
-    async def _load_definition(self) -> PinnedDefinition:
+    async def _load_definition(self, version: int | None = None) -> PinnedDefinition:
         name = workflow.info().workflow_type
         try:
             # A local activity: one database read, no task-queue round trip; its result
             # is recorded in history (a marker) all the same.
             definition = await workflow.execute_local_activity(
                 LOAD_DEFINITION_ACTIVITY,
-                name,
+                args=[name] if version is None else [name, version],
                 result_type=PinnedDefinition,
                 activity_id=LOAD_DEFINITION_ACTIVITY,  # no step id can look like it
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=LOAD_DEFINITION_RETRY,
             )
         except StepError as error:
-            error_type, message, _ = _cause_of(error)
+            error_type, message, _ = cause_of(error)
             raise ApplicationError(
                 f"cannot run stored workflow '{name}': {message}",
                 type=error_type,
@@ -184,41 +160,4 @@ class StoredWorkflow:
         return definition
 
     async def _run_step(self, step: PinnedStep, call: StepCall) -> dict[str, Any]:
-        activity_type = f"{step.service}.{step.action}"
-        timeout = timedelta(seconds=step.spec.timeout)
-        try:
-            if step.spec.mode == "local":
-                return await workflow.execute_local_activity(
-                    activity_type,
-                    call,
-                    result_type=dict,
-                    activity_id=step.id,
-                    start_to_close_timeout=timeout,
-                    retry_policy=_retry_policy(step),
-                )
-            return await workflow.execute_activity(
-                activity_type,
-                call,
-                result_type=dict,
-                activity_id=step.id,
-                start_to_close_timeout=timeout,
-                heartbeat_timeout=HEARTBEAT_TIMEOUT if timeout > HEARTBEAT_TIMEOUT else None,
-                retry_policy=_retry_policy(step),
-            )
-        except StepError as error:
-            error_type, message, details = _cause_of(error)
-            failure = StepFailure(
-                step_id=step.id,
-                service=step.service,
-                action=step.action,
-                error_type=error_type,
-                message=message,
-                attempts=details.get("attempt"),
-                status_code=details.get("status_code"),
-            )
-            raise ApplicationError(
-                f"step '{step.id}' ({activity_type}) failed: {message}",
-                failure.model_dump(),
-                type=STEP_FAILED,
-                non_retryable=True,
-            ) from error
+        return await run_task(step, call, activity_id=step.id)

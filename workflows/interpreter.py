@@ -1,0 +1,675 @@
+"""Runs a flow: a stored workflow written in the workflow language.
+
+Workflow code: deterministic, no I/O. Every decision comes from the pinned definition,
+the recorded step results and the workflow's own clock and random; expressions are
+evaluated here (definitions/expressions.py binds `$now()`, `$millis()` and `$random()`
+to the workflow's).
+
+Activity ids name where a task ran: `fetch` at the top level, `fan[3].fetch` in the
+fourth iteration of map `fan`, `check#2` for a step's second run in a loop. The record
+(executions/history.py) reads them back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from definitions.contract import STEP_FAILED, StepFailure
+    from definitions.expressions import Evaluator, ExpressionError
+    from definitions.language import (
+        Catch,
+        ChoiceStep,
+        FailStep,
+        Flow,
+        MapStep,
+        ParallelStep,
+        SucceedStep,
+        TaskStep,
+        WaitStep,
+        WorkflowStep,
+        entry_of,
+    )
+    from definitions.models import (
+        ExecutionOptions,
+        PinnedDefinition,
+        PinnedStep,
+        StepCall,
+    )
+    from workflows.dataflow import step_input
+    from workflows.tasks import run_task
+
+CONTINUE_AS_NEW_AFTER = 500
+"""Top-level steps one run executes before it continues as new, so a long loop keeps its
+history bounded (Temporal also suggests it when the history grows large)."""
+
+MAP_CHILD_THRESHOLD = 500
+"""A map over more items runs them as child workflows, MAP_BATCH items each: one
+execution holds at most 2,000 pending activities and about 50k history events."""
+MAP_BATCH = 500
+
+DEFAULT_STEP_BUDGET = 10_000
+"""Steps an execution may run when its definition sets no max_steps (it has no loop)."""
+
+
+class _Succeeded(Exception):
+    """A `succeed` step ended its chain; carries the output."""
+
+    def __init__(self, output: Any) -> None:
+        super().__init__("succeeded")
+        self.output = output
+
+
+def _failure(message: str, error_type: str, **details: Any) -> ApplicationError:
+    return ApplicationError(message, details or None, type=error_type, non_retryable=True)
+
+
+def error_names(failure: StepFailure) -> set[str]:
+    """The catch names a failed task matches (docs/workflow-language.md, "catch")."""
+    names = {"ALL"}
+    code = failure.status_code
+    if code is not None:
+        names.add(f"HTTP.{code}")
+        if 400 <= code < 500:
+            names.add("HTTP.4xx")
+        elif code >= 500:
+            names.add("HTTP.5xx")
+    kind = failure.error_type
+    if kind in ("ServiceTimeout", "Timeout"):
+        names.add("Timeout")
+    elif kind == "ServiceUnreachable":
+        names.add("Unreachable")
+    elif kind == "OutboundRefused":
+        names.add("OutboundRefused")
+    elif kind in ("InputSchemaViolation", "OutputSchemaViolation", "InvalidResponse"):
+        names.add("SchemaMismatch")
+    return names
+
+
+def error_binding(failure: StepFailure) -> dict[str, Any]:
+    """`$error` in a catch: what failed, as the definition sees it."""
+    return {
+        "type": failure.error_type,
+        "message": failure.message,
+        "status_code": failure.status_code,
+        "step_id": failure.step_id,
+        "attempts": failure.attempts,
+    }
+
+
+def _step_failure(error: ApplicationError, step_id: str) -> StepFailure:
+    if error.type == STEP_FAILED and error.details and isinstance(error.details[0], dict):
+        return StepFailure.model_validate(error.details[0])
+    return StepFailure(
+        step_id=step_id,
+        service="",
+        action="",
+        error_type=error.type or "ApplicationError",
+        message=error.message,
+    )
+
+
+@dataclass
+class Scope:
+    """What expressions see in one chain: step outputs, variables, and in a map
+    iteration `$item`/`$index` (its outputs are its own, over the enclosing scope's)."""
+
+    outputs: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)
+    parent: Scope | None = None
+    item: Any = None
+    index: int | None = None
+    prefix: str = ""
+
+    def steps(self) -> dict[str, Any]:
+        merged = self.parent.steps() if self.parent else {}
+        merged.update(self.outputs)
+        return merged
+
+    def branch(self) -> Scope:
+        """A parallel branch: it writes step outputs where its parent does (step ids are
+        unique), and assigns variables of its own."""
+        return Scope(
+            outputs=self.outputs,
+            variables=dict(self.variables),
+            parent=self.parent,
+            item=self.item,
+            index=self.index,
+            prefix=self.prefix,
+        )
+
+    def iteration(self, map_id: str, index: int, item: Any) -> Scope:
+        return Scope(
+            variables=dict(self.variables),
+            parent=self,
+            item=item,
+            index=index,
+            prefix=f"{self.prefix}{map_id}[{index}].",
+        )
+
+
+@dataclass
+class Resume:
+    """What a run hands to the next when it continues as new."""
+
+    next_step: str
+    outputs: dict[str, Any]
+    variables: dict[str, Any]
+    data: dict[str, Any]
+    executed: int
+    last: Any
+
+
+class FlowRun:
+    """One execution of a flow (or of a map batch, in a child workflow)."""
+
+    def __init__(
+        self,
+        definition: PinnedDefinition,
+        options: ExecutionOptions,
+        *,
+        data: dict[str, Any],
+        request_id: str,
+        signatures: dict[str, str],
+    ) -> None:
+        assert definition.flow is not None
+        self.definition = definition
+        self.flow: Flow = definition.flow
+        self.options = options
+        self.context = dict(options.context)
+        self.request_id = request_id
+        self.signatures = signatures
+        self.tasks = {step.id: step for step in definition.steps}
+        resume = Resume(**options.resume) if options.resume else None
+        bindings = options.bindings or {}
+        self.input = bindings.get("input", data if resume is None else options.original_input)
+        self.data = dict(resume.data) if resume else dict(data)
+        self.executed = resume.executed if resume else 0
+        self.executed_this_run = 0
+        self.resume = resume
+        self.runs: dict[str, int] = {}
+        self.budget = self.flow.max_steps or DEFAULT_STEP_BUDGET
+        self.outer_steps: dict[str, Any] = bindings.get("steps") or {}
+        self.outer_vars: dict[str, Any] = bindings.get("vars") or {}
+        self.index_offset = int(bindings.get("index_offset") or 0)
+        self.batch = bindings.get("batch")
+
+    # ------------------------------------------------------------------ entry
+
+    async def run(self) -> Any:
+        top = Scope(
+            outputs=dict(self.resume.outputs) if self.resume else {},
+            variables=dict(self.resume.variables) if self.resume else dict(self.outer_vars),
+        )
+        start = self.resume.next_step if self.resume else entry_of(self.flow)
+        try:
+            last = await self.run_chain(
+                self.flow.steps,
+                start,
+                top,
+                top_level=True,
+                last=self.resume.last if self.resume else None,
+            )
+        except _Succeeded as succeeded:
+            return succeeded.output
+        if self.flow.output is not None:
+            return self.evaluator(top).value(self.flow.output)
+        return last
+
+    def evaluator(self, scope: Scope, **extra: Any) -> Evaluator:
+        info = workflow.info()
+        bindings: dict[str, Any] = {
+            "input": self.input,
+            "context": self.context,
+            "steps": {**self.outer_steps, **scope.steps()},
+            "vars": scope.variables,
+            "execution": {
+                "id": info.workflow_id,
+                "workflow_name": self.definition.name,
+                "version": self.definition.version,
+                "start_time": info.start_time.isoformat(),
+            },
+        }
+        if self.batch is not None:
+            bindings["batch"] = self.batch
+        if scope.index is not None:
+            bindings["item"] = scope.item
+            bindings["index"] = scope.index
+        bindings.update(extra)
+        return Evaluator(
+            bindings,
+            now_millis=lambda: int(workflow.now().timestamp() * 1000),
+            random=lambda: workflow.random().random(),
+        )
+
+    def value(self, scope: Scope, value: Any, step_id: str, what: str, **extra: Any) -> Any:
+        try:
+            return self.evaluator(scope, **extra).value(value)
+        except ExpressionError as exc:
+            raise _failure(
+                f"step '{step_id}': the {what} expression failed: {exc}",
+                "ExpressionFailed",
+                step_id=step_id,
+            ) from None
+
+    # ------------------------------------------------------------------ chains
+
+    async def run_chain(
+        self,
+        steps: list[Any],
+        start: str,
+        scope: Scope,
+        *,
+        top_level: bool = False,
+        last: Any = None,
+    ) -> Any:
+        by_id = {step.id: step for step in steps}
+        current: str | None = start
+        while current is not None:
+            if top_level and self._should_continue_as_new():
+                self._continue_as_new(current, scope, last)
+            step = by_id[current]
+            self.executed += 1
+            self.executed_this_run += 1
+            if self.executed > self.budget:
+                raise _failure(
+                    f"the execution ran {self.budget} steps, its max_steps; raise max_steps "
+                    "or check the loop's exit condition",
+                    "StepBudgetExceeded",
+                    step_id=step.id,
+                )
+            last, current = await self.run_step(step, scope, last)
+        return last
+
+    def _should_continue_as_new(self) -> bool:
+        return self.executed_this_run >= CONTINUE_AS_NEW_AFTER or (
+            self.executed_this_run > 0 and workflow.info().is_continue_as_new_suggested()
+        )
+
+    def _continue_as_new(self, next_step: str, scope: Scope, last: Any) -> None:
+        resume = Resume(
+            next_step=next_step,
+            outputs=scope.outputs,
+            variables=scope.variables,
+            data=self.data,
+            executed=self.executed,
+            last=last,
+        )
+        options = self.options.model_copy(
+            update={
+                "definition": self.definition,
+                "resume": resume.__dict__,
+                "original_input": self.input,
+            }
+        )
+        workflow.continue_as_new(args=[self.data, options])
+
+    async def run_step(self, step: Any, scope: Scope, last: Any) -> tuple[Any, str | None]:
+        if isinstance(step, TaskStep):
+            return await self.task(step, scope)
+        if isinstance(step, ChoiceStep):
+            return last, self.choice(step, scope)
+        if isinstance(step, ParallelStep):
+            return await self.parallel(step, scope)
+        if isinstance(step, MapStep):
+            return await self.map(step, scope)
+        if isinstance(step, WaitStep):
+            await self.wait(step, scope)
+            return last, step.next
+        if isinstance(step, WorkflowStep):
+            return await self.child(step, scope)
+        if isinstance(step, SucceedStep):
+            output = (
+                last if step.output is None else self.value(scope, step.output, step.id, "output")
+            )
+            scope.outputs[step.id] = {"output": output}
+            raise _Succeeded(output)
+        if isinstance(step, FailStep):
+            cause = self.value(scope, step.cause, step.id, "cause") if step.cause else None
+            raise ApplicationError(
+                str(cause) if cause is not None else f"failed at step '{step.id}'",
+                {"step_id": step.id},
+                type=step.error,
+                non_retryable=True,
+            )
+        raise _failure(f"step '{step.id}' has an unknown type", "InvalidDefinition")
+
+    def _activity_id(self, scope: Scope, step_id: str) -> str:
+        key = f"{scope.prefix}{step_id}"
+        count = self.runs.get(key, 0) + 1
+        self.runs[key] = count
+        return key if count == 1 else f"{key}#{count}"
+
+    def _finish(self, step: Any, scope: Scope, result: Any, **extra: Any) -> Any:
+        """Apply a step's `output` projection and `assign`, and record its output."""
+        output = (
+            result
+            if step.output is None
+            else self.value(scope, step.output, step.id, "output", result=result, **extra)
+        )
+        if step.assign:
+            assigned = {
+                name: self.value(scope, expr, step.id, f"assign.{name}", result=result, **extra)
+                for name, expr in step.assign.items()
+            }
+            scope.variables.update(assigned)
+        scope.outputs[step.id] = {"output": output}
+        return output
+
+    # ------------------------------------------------------------------ step types
+
+    async def task(self, step: TaskStep, scope: Scope) -> tuple[Any, str | None]:
+        pinned: PinnedStep = self.tasks[step.id]
+        if step.input is not None:
+            body = self.value(scope, step.input, step.id, "input")
+            if not isinstance(body, dict):
+                raise _failure(
+                    f"step '{step.id}': its input must evaluate to a JSON object, got "
+                    f"{type(body).__name__}",
+                    "InvalidStepInput",
+                    step_id=step.id,
+                )
+        else:
+            body = step_input(pinned.spec.input_schema, self.data)
+        activity_id = self._activity_id(scope, step.id)
+        call = StepCall(
+            contract=self.options.contract,
+            execution_id=workflow.info().workflow_id,
+            step_id=activity_id,
+            service=pinned.service,
+            endpoint=pinned.endpoint,
+            spec=pinned.spec,
+            input=body,
+            context=self.context,
+            request_id=self.request_id,
+            signature=self.signatures.get(step.id),
+        )
+        try:
+            result = await run_task(pinned, call, activity_id=activity_id)
+        except ApplicationError as error:
+            failure = _step_failure(error, step.id)
+            return self._caught(step, scope, failure, error)
+        if isinstance(result, dict):
+            self.data.update(result)
+        return self._finish(step, scope, result), step.next
+
+    def _caught(
+        self, step: TaskStep | WorkflowStep, scope: Scope, failure: StepFailure, error: Exception
+    ) -> tuple[Any, str | None]:
+        names = error_names(failure)
+        bound = error_binding(failure)
+        for catch in step.catch:
+            if _matches(catch, names):
+                if catch.assign:
+                    scope.variables.update(
+                        {
+                            name: self.value(
+                                scope, expr, step.id, f"catch.assign.{name}", error=bound
+                            )
+                            for name, expr in catch.assign.items()
+                        }
+                    )
+                scope.outputs[step.id] = {"output": None, "error": bound}
+                return {"error": bound}, catch.next
+        if isinstance(step, TaskStep) and step.optional:
+            output = {"error": bound}
+            scope.outputs[step.id] = {"output": output, "error": bound}
+            return output, step.next
+        raise error
+
+    def choice(self, step: ChoiceStep, scope: Scope) -> str:
+        for index, rule in enumerate(step.choices):
+            if _truthy(self.value(scope, rule.when, step.id, f"choices[{index}].when")):
+                scope.outputs[step.id] = {"output": {"route": rule.next}}
+                return rule.next
+        if step.default is not None:
+            scope.outputs[step.id] = {"output": {"route": step.default}}
+            return step.default
+        raise _failure(
+            f"choice '{step.id}': no rule matched and it has no default",
+            "NoChoiceMatched",
+            step_id=step.id,
+        )
+
+    async def parallel(self, step: ParallelStep, scope: Scope) -> tuple[Any, str | None]:
+        async def branch(chain: Any) -> Any:
+            try:
+                return await self.run_chain(chain.steps, entry_of(chain), scope.branch())
+            except _Succeeded as succeeded:
+                return succeeded.output
+
+        tasks = [asyncio.ensure_future(branch(chain)) for chain in step.branches]
+        if step.fail_fast:
+            done, pending = await workflow.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            failed = next((t for t in tasks if t.done() and t.exception()), None)
+            if failed is not None:
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await workflow.wait(pending)
+                raise failed.exception()  # type: ignore[misc]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return self._finish(step, scope, list(results)), step.next
+
+    async def map(self, step: MapStep, scope: Scope) -> tuple[Any, str | None]:
+        items = self.value(scope, step.items, step.id, "items")
+        if not isinstance(items, list):
+            raise _failure(
+                f"map '{step.id}': items must evaluate to an array, got {type(items).__name__}",
+                "MapItemsNotArray",
+                step_id=step.id,
+            )
+        if len(items) > MAP_CHILD_THRESHOLD:
+            outcomes = await self._map_in_children(step, items, scope)
+        else:
+            outcomes = await self._map_here(step, items, scope)
+        tolerated = _tolerated(step, len(items))
+        failures = [o for o in outcomes if isinstance(o, _IterationFailed)]
+        if len(failures) > tolerated:
+            first = failures[0]
+            raise _failure(
+                f"map '{step.id}': {len(failures)} of {len(items)} iterations failed "
+                f"(tolerated: {tolerated}); iteration {first.index}: {first.error['message']}",
+                "MapFailed",
+                step_id=step.id,
+                iteration=first.index,
+                error=first.error,
+            )
+        results = [{"error": o.error} if isinstance(o, _IterationFailed) else o for o in outcomes]
+        return self._finish(step, scope, results), step.next
+
+    async def _map_here(self, step: MapStep, items: list[Any], scope: Scope) -> list[Any]:
+        gate = asyncio.Semaphore(step.max_concurrency)
+        give_up = asyncio.Event()
+        tolerated = _tolerated(step, len(items))
+        failed = 0
+
+        async def iteration(index: int, item: Any) -> Any:
+            nonlocal failed
+            async with gate:
+                global_index = index + self.index_offset
+                if give_up.is_set():
+                    return _IterationFailed(global_index, {"type": "Skipped", "message": "not run"})
+                child = scope.iteration(step.id, global_index, item)
+                try:
+                    return await self.run_chain(step.steps, entry_of(step), child)
+                except _Succeeded as succeeded:
+                    return succeeded.output
+                except ApplicationError as error:
+                    failed += 1
+                    if failed > tolerated:
+                        give_up.set()
+                    return _IterationFailed(global_index, _error_of(error, step.id))
+
+        return list(await asyncio.gather(*(iteration(i, item) for i, item in enumerate(items))))
+
+    async def _map_in_children(self, step: MapStep, items: list[Any], scope: Scope) -> list[Any]:
+        """Iterations in child workflows of MAP_BATCH items each, one batch at a time, so
+        no history grows past Temporal's limits."""
+        inner = Flow(
+            steps=[
+                step.model_copy(
+                    update={
+                        "items": "{% $batch %}",
+                        "tolerated_failure_percentage": 100,
+                        "tolerated_failure_count": None,
+                        "output": None,
+                        "assign": {},
+                        "next": None,
+                    }
+                )
+            ]
+        )
+        pinned = [self.tasks[s.id] for s in _task_ids(step) if s.id in self.tasks]
+        definition = PinnedDefinition(
+            kind=self.definition.kind,
+            workflow_id=self.definition.workflow_id,
+            name=self.definition.name,
+            version=self.definition.version,
+            entry=step.id,
+            steps=pinned,
+            flow=inner,
+        )
+        outcomes: list[Any] = []
+        info = workflow.info()
+        for number, start in enumerate(range(0, len(items), MAP_BATCH)):
+            batch = items[start : start + MAP_BATCH]
+            options = ExecutionOptions(
+                contract=self.options.contract,
+                definition=definition,
+                context=self.context,
+                signatures=self.signatures,
+                bindings={
+                    "input": self.input,
+                    "steps": {**self.outer_steps, **scope.steps()},
+                    "vars": scope.variables,
+                    "index_offset": start,
+                    "batch": batch,
+                },
+            )
+            results = await workflow.execute_child_workflow(
+                f"{self.definition.name}/{step.id}",
+                args=[{}, options],
+                id=f"{info.workflow_id}/{step.id}/batch-{number}"
+                + (f"-r{self.executed}" if self.executed > 1 else ""),
+                task_queue=info.task_queue,
+                static_summary=f"map '{step.id}' items {start}-{start + len(batch) - 1}",
+            )
+            for offset, result in enumerate(results or []):
+                if isinstance(result, dict) and set(result) == {"error"}:
+                    outcomes.append(_IterationFailed(start + offset, result["error"]))
+                else:
+                    outcomes.append(result)
+        return outcomes
+
+    async def wait(self, step: WaitStep, scope: Scope) -> None:
+        if step.seconds is not None:
+            seconds = self.value(scope, step.seconds, step.id, "seconds")
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+                raise _failure(
+                    f"wait '{step.id}': seconds must be a number >= 0, got {seconds!r}",
+                    "InvalidWait",
+                    step_id=step.id,
+                )
+            delay = timedelta(seconds=seconds)
+        else:
+            until = self.value(scope, step.until, step.id, "until")
+            try:
+                moment = datetime.fromisoformat(str(until).replace("Z", "+00:00"))
+            except ValueError:
+                raise _failure(
+                    f"wait '{step.id}': until must be an RFC 3339 time, got {until!r}",
+                    "InvalidWait",
+                    step_id=step.id,
+                ) from None
+            if moment.tzinfo is None:
+                raise _failure(
+                    f"wait '{step.id}': until {until!r} has no time zone offset",
+                    "InvalidWait",
+                    step_id=step.id,
+                )
+            delay = moment - workflow.now()
+        scope.outputs[step.id] = {"output": None}
+        if delay > timedelta(0):
+            await workflow.sleep(delay, summary=f"wait '{step.id}'")
+
+    async def child(self, step: WorkflowStep, scope: Scope) -> tuple[Any, str | None]:
+        body = (
+            self.value(scope, step.input, step.id, "input") if step.input is not None else self.data
+        )
+        info = workflow.info()
+        activity_id = self._activity_id(scope, step.id)
+        try:
+            result = await workflow.execute_child_workflow(
+                step.workflow,
+                args=[body, ExecutionOptions(context=self.context, version=step.version)],
+                id=f"{info.workflow_id}/{activity_id}",
+                task_queue=info.task_queue,
+                static_summary=f"step '{step.id}': workflow {step.workflow}",
+            )
+        except ChildWorkflowError as error:
+            cause = error.cause
+            failure = StepFailure(
+                step_id=step.id,
+                service="",
+                action="",
+                error_type=(cause.type if isinstance(cause, ApplicationError) else None)
+                or type(cause).__name__,
+                message=str(cause) if cause else str(error),
+            )
+            wrapped = _failure(
+                f"step '{step.id}': workflow '{step.workflow}' failed: {failure.message}",
+                "ChildWorkflowFailed",
+                step_id=step.id,
+            )
+            return self._caught(step, scope, failure, wrapped)
+        if isinstance(result, dict):
+            self.data.update(result)
+        return self._finish(step, scope, result), step.next
+
+
+@dataclass
+class _IterationFailed:
+    index: int
+    error: dict[str, Any]
+
+
+def _error_of(error: ApplicationError, step_id: str) -> dict[str, Any]:
+    return error_binding(_step_failure(error, step_id))
+
+
+def _tolerated(step: MapStep, count: int) -> int:
+    allowed = step.tolerated_failure_count or 0
+    if step.tolerated_failure_percentage is not None:
+        allowed = max(allowed, int(count * step.tolerated_failure_percentage / 100))
+    return allowed
+
+
+def _task_ids(step: MapStep) -> list[Any]:
+    from definitions.language import iter_steps
+
+    return [s for s in iter_steps(step.steps) if isinstance(s, TaskStep)]
+
+
+def _matches(catch: Catch, names: set[str]) -> bool:
+    return any(name in names for name in catch.errors)
+
+
+def _truthy(value: Any) -> bool:
+    """JSONata's boolean of a value: empty and zero things are false."""
+    if value is None or value is False:
+        return False
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value != 0
+    if isinstance(value, str | list | dict):
+        return len(value) > 0
+    return bool(value)

@@ -1,0 +1,96 @@
+"""One task step as a Temporal activity (or local activity), and its failure.
+
+Shared by the seed's chain and the workflow language, so a task runs, retries and fails
+the same way in both.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from definitions.contract import STEP_FAILED, StepFailure
+    from definitions.models import PinnedStep, StepCall
+
+HEARTBEAT_TIMEOUT = timedelta(seconds=5)
+"""Steps whose timeout is longer than this heartbeat (every second while the call is in
+flight), so a lost worker is noticed within 5 s instead of the step's whole timeout."""
+
+StepError = (ActivityError, ApplicationError, TimeoutError)
+"""What awaiting a step raises: an activity's failure comes as ActivityError with the
+attempt's error as its cause; a local activity's comes as that error itself."""
+
+
+def retry_policy(step: PinnedStep) -> RetryPolicy:
+    policy = step.spec.retry_policy
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=policy.initial_interval),
+        backoff_coefficient=policy.backoff_coefficient,
+        maximum_interval=timedelta(seconds=policy.maximum_interval),
+        maximum_attempts=policy.maximum_attempts,
+    )
+
+
+def cause_of(error: BaseException) -> tuple[str, str, dict[str, Any]]:
+    """Type, message and details of the last attempt's failure."""
+    cause = error.cause if isinstance(error, ActivityError) else error
+    if isinstance(cause, ApplicationError):
+        details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+        return cause.type or "ApplicationError", cause.message, details
+    if isinstance(cause, TimeoutError):
+        return "Timeout", f"{cause.type.name if cause.type else 'timeout'}: {cause.message}", {}
+    if cause is not None:
+        return type(cause).__name__, str(cause), {}
+    return "ActivityError", str(error), {}
+
+
+async def run_task(
+    step: PinnedStep, call: StepCall, *, activity_id: str, summary: str | None = None
+) -> dict[str, Any]:
+    """The step's output; a failure (once retries are exhausted) raises STEP_FAILED with
+    StepFailure details, non-retryable."""
+    activity_type = f"{step.service}.{step.action}"
+    timeout = timedelta(seconds=step.spec.timeout)
+    try:
+        if step.spec.mode == "local":
+            return await workflow.execute_local_activity(
+                activity_type,
+                call,
+                result_type=dict,
+                activity_id=activity_id,
+                start_to_close_timeout=timeout,
+                retry_policy=retry_policy(step),
+                summary=summary,
+            )
+        return await workflow.execute_activity(
+            activity_type,
+            call,
+            result_type=dict,
+            activity_id=activity_id,
+            start_to_close_timeout=timeout,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT if timeout > HEARTBEAT_TIMEOUT else None,
+            retry_policy=retry_policy(step),
+            summary=summary,
+        )
+    except StepError as error:
+        error_type, message, details = cause_of(error)
+        failure = StepFailure(
+            step_id=step.id,
+            service=step.service,
+            action=step.action,
+            error_type=error_type,
+            message=message,
+            attempts=details.get("attempt"),
+            status_code=details.get("status_code"),
+        )
+        raise ApplicationError(
+            f"step '{step.id}' ({activity_type}) failed: {message}",
+            failure.model_dump(),
+            type=STEP_FAILED,
+            non_retryable=True,
+        ) from error
