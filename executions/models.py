@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -111,13 +110,6 @@ class ExecutionStarted(BaseModel):
     status_url: str
 
 
-def execution_id_for(scope: str, idempotency_key: str | None) -> str:
-    """A new execution id, or the one an idempotency key always maps to.
-
-    The same key for the same workflow gives the same Temporal workflow id, so a
-    retried start finds the first execution instead of starting a second one.
-    """
-    if idempotency_key:
-        digest = hashlib.sha256(f"{scope}\0{idempotency_key}".encode()).hexdigest()[:32]
-        return f"exec-{digest}"
+def new_execution_id() -> str:
+    """A new execution id (the Temporal workflow id): `exec-` and 32 hex digits."""
     return f"exec-{uuid.uuid4().hex}"

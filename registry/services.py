@@ -132,8 +132,14 @@ async def _workflows_using(session: AsyncSession, service_name: str) -> list[Wor
     return [w for w in rows if any(step["service"] == service_name for step in w.steps)]
 
 
-async def update(session: AsyncSession, service_id: str, body: ServiceUpdate) -> ServicePublic:
+async def update(
+    session: AsyncSession, service_id: str, body: ServiceUpdate, *, commit: bool = True
+) -> ServicePublic:
     """Apply the fields that are set and commit; running executions keep their pinned copy.
+
+    Args:
+        commit: False leaves the commit to the caller (which adds the Idempotency-Key's
+            answer to the same transaction).
 
     Returns:
         The service as stored now.
@@ -193,12 +199,18 @@ async def update(session: AsyncSession, service_id: str, body: ServiceUpdate) ->
     row.updated_at = utcnow()
     await session.flush()
     public = to_public(row)
-    await session.commit()
+    if commit:
+        await session.commit()
     return public
 
 
-async def deregister(session: AsyncSession, service_id: str, *, force: bool) -> ServicePublic:
+async def deregister(
+    session: AsyncSession, service_id: str, *, force: bool, commit: bool = True
+) -> ServicePublic:
     """Delete a service and commit. Refused while an ACTIVE workflow uses it, unless `force`.
+
+    Args:
+        commit: False leaves the commit to the caller.
 
     Returns:
         The service as it was stored.
@@ -218,7 +230,10 @@ async def deregister(session: AsyncSession, service_id: str, *, force: bool) -> 
             )
     public = to_public(row)
     await session.delete(row)
-    await session.commit()
+    if commit:
+        await session.commit()
+    else:
+        await session.flush()
     return public
 
 

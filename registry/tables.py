@@ -83,7 +83,11 @@ class WorkflowVersionRow(Base):
 
 
 class IdempotencyRow(Base):
-    """The first response to a write that carried an `Idempotency-Key`."""
+    """The first response to a write that carried an `Idempotency-Key`.
+
+    `key` is a sha256 of the caller, the scope and the key (gateway/idempotency.py);
+    rows older than IDEMPOTENCY_TTL_SECONDS are deleted by the next keyed write.
+    """
 
     __tablename__ = "idempotency_keys"
 
@@ -96,3 +100,4 @@ class IdempotencyRow(Base):
 
 Index("ix_services_created", ServiceRow.created_at, ServiceRow.id)
 Index("ix_workflows_created", WorkflowRow.created_at, WorkflowRow.id)
+Index("ix_idempotency_keys_created", IdempotencyRow.created_at)

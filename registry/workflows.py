@@ -175,8 +175,14 @@ async def create(session: AsyncSession, body: WorkflowCreate) -> tuple[WorkflowR
     return row, True
 
 
-async def update(session: AsyncSession, workflow_id: str, body: WorkflowUpdate) -> WorkflowPublic:
+async def update(
+    session: AsyncSession, workflow_id: str, body: WorkflowUpdate, *, commit: bool = True
+) -> WorkflowPublic:
     """Apply the fields that are set and commit; a change of steps makes a new version.
+
+    Args:
+        commit: False leaves the commit to the caller (which adds the Idempotency-Key's
+            answer to the same transaction).
 
     Returns:
         The workflow as stored now.
@@ -225,12 +231,16 @@ async def update(session: AsyncSession, workflow_id: str, body: WorkflowUpdate) 
             )
     await session.flush()
     public = to_public(row)
-    await session.commit()
+    if commit:
+        await session.commit()
     return public
 
 
-async def delete(session: AsyncSession, workflow_id: str) -> WorkflowPublic:
+async def delete(session: AsyncSession, workflow_id: str, *, commit: bool = True) -> WorkflowPublic:
     """Delete a workflow and its versions, and commit; returns it as it was stored.
+
+    Args:
+        commit: False leaves the commit to the caller.
 
     Raises:
         NotFoundError.
@@ -244,7 +254,10 @@ async def delete(session: AsyncSession, workflow_id: str) -> WorkflowPublic:
     ).scalars():
         await session.delete(version)
     await session.delete(row)
-    await session.commit()
+    if commit:
+        await session.commit()
+    else:
+        await session.flush()
     return public
 
 

@@ -10,23 +10,17 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from core.outbound import OutboundPolicy
-from executions.models import (
-    ExecuteRequest,
-    ExecutionPublic,
-    ExecutionStarted,
-    execution_id_for,
-)
+from executions.models import ExecuteRequest, ExecutionPublic, ExecutionStarted
 from gateway.deps import (
     ExecutionsDep,
     HttpDep,
-    IdempotencyKey,
     PageDep,
     RequestIdHeader,
     SessionDep,
     SettingsDep,
 )
 from gateway.errors import error_responses
-from gateway.idempotency import write_once
+from gateway.idempotency import IdempotencyDep, execution_id_for, write_once
 from gateway.read_cache import cached_read
 from gateway.routes.executing import (
     execute_timeout,
@@ -58,7 +52,7 @@ router = APIRouter(prefix="/services", tags=["services"], responses=error_respon
     },
 )
 async def register_service(
-    body: ServiceCreate, session: SessionDep, idempotency_key: IdempotencyKey = None
+    body: ServiceCreate, session: SessionDep, idempotency: IdempotencyDep
 ) -> JSONResponse:
     """Register a service. Registering an identical definition again returns the stored one."""
 
@@ -67,7 +61,7 @@ async def register_service(
         return (201 if created else 200), jsonable_encoder(services.to_public(row))
 
     status_code, content = await write_once(
-        session, idempotency_key, scope="POST /api/services", body=body, write=write
+        session, idempotency, scope="POST /api/services", request=body, write=write
     )
     return JSONResponse(content, status_code=status_code)
 
@@ -104,22 +98,46 @@ async def get_service(service_id: str, request: Request, session: SessionDep) ->
     responses=error_responses(400, 404, 409, 413, 415),
 )
 async def update_service(
-    service_id: str, body: ServiceUpdate, session: SessionDep
-) -> ServicePublic:
+    service_id: str, body: ServiceUpdate, session: SessionDep, idempotency: IdempotencyDep
+) -> JSONResponse:
     """Update the fields sent. Running executions keep the definition they started with."""
-    return await services.update(session, service_id, body)
+
+    async def write() -> tuple[int, Any]:
+        updated = await services.update(session, service_id, body, commit=False)
+        return 200, jsonable_encoder(updated)
+
+    status_code, content = await write_once(
+        session, idempotency, scope=f"PATCH /api/services/{service_id}", request=body, write=write
+    )
+    return JSONResponse(content, status_code=status_code)
 
 
 @router.delete("/{service_id}", response_model=ServicePublic, responses=error_responses(404, 409))
 async def deregister_service(
     service_id: str,
     session: SessionDep,
+    idempotency: IdempotencyDep,
     force: Annotated[
         bool, Query(description="deregister even if active workflows use the service")
     ] = False,
-) -> ServicePublic:
-    """Deregister a service; refused with 409 while an ACTIVE workflow uses it."""
-    return await services.deregister(session, service_id, force=force)
+) -> JSONResponse:
+    """Deregister a service; refused with 409 while an ACTIVE workflow uses it.
+
+    With an Idempotency-Key, a retry after a lost answer gets the first answer, not a 404.
+    """
+
+    async def write() -> tuple[int, Any]:
+        removed = await services.deregister(session, service_id, force=force, commit=False)
+        return 200, jsonable_encoder(removed)
+
+    status_code, content = await write_once(
+        session,
+        idempotency,
+        scope=f"DELETE /api/services/{service_id}",
+        request={"force": force},
+        write=write,
+    )
+    return JSONResponse(content, status_code=status_code)
 
 
 @router.post(
@@ -138,17 +156,19 @@ async def execute_service_action(
     executions: ExecutionsDep,
     settings: SettingsDep,
     response: Response,
+    idempotency: IdempotencyDep,
     timeout: Annotated[
         float | None, Query(gt=0, le=3600, description="seconds to wait for the end")
     ] = None,
     request_id: RequestIdHeader = None,
-    idempotency_key: IdempotencyKey = None,
 ) -> ExecutionPublic:
     """Run one action as a one-step execution, with the action's retries, and wait for it."""
     wait = execute_timeout(timeout, settings)
     definition = await workflows.pin_action(session, service_id, action)
+    execution_id = await execution_id_for(
+        session, idempotency, scope=f"execute action:{service_id}:{action}", request=body
+    )
     await session.close()
-    execution_id = execution_id_for(f"action:{service_id}:{action}", idempotency_key)
     return await run_and_answer(
         executions,
         definition,
@@ -172,13 +192,15 @@ async def start_service_action(
     session: SessionDep,
     executions: ExecutionsDep,
     response: Response,
+    idempotency: IdempotencyDep,
     request_id: RequestIdHeader = None,
-    idempotency_key: IdempotencyKey = None,
 ) -> ExecutionStarted:
     """Start one action as a one-step execution without waiting; follow it at status_url."""
     definition = await workflows.pin_action(session, service_id, action)
+    execution_id = await execution_id_for(
+        session, idempotency, scope=f"execute action:{service_id}:{action}", request=body
+    )
     await session.close()
-    execution_id = execution_id_for(f"action:{service_id}:{action}", idempotency_key)
     return await start_and_point(
         executions, definition, with_request_id(body, request_id), execution_id, response
     )

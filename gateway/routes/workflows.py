@@ -14,18 +14,16 @@ from executions.models import (
     ExecutionsPage,
     ExecutionStarted,
     ExecutionStatus,
-    execution_id_for,
 )
 from gateway.deps import (
     ExecutionsDep,
-    IdempotencyKey,
     PageDep,
     RequestIdHeader,
     SessionDep,
     SettingsDep,
 )
 from gateway.errors import error_responses
-from gateway.idempotency import write_once
+from gateway.idempotency import IdempotencyDep, execution_id_for, write_once
 from gateway.read_cache import cached_read
 from gateway.routes.executing import (
     execute_timeout,
@@ -57,7 +55,7 @@ router = APIRouter(prefix="/workflows", tags=["workflows"], responses=error_resp
     },
 )
 async def create_workflow(
-    body: WorkflowCreate, session: SessionDep, idempotency_key: IdempotencyKey = None
+    body: WorkflowCreate, session: SessionDep, idempotency: IdempotencyDep
 ) -> JSONResponse:
     """Store a workflow at version 1 after checking its steps against the registry."""
 
@@ -66,7 +64,7 @@ async def create_workflow(
         return (201 if created else 200), jsonable_encoder(workflows.to_public(row))
 
     status_code, content = await write_once(
-        session, idempotency_key, scope="POST /api/workflows", body=body, write=write
+        session, idempotency, scope="POST /api/workflows", request=body, write=write
     )
     return JSONResponse(content, status_code=status_code)
 
@@ -110,16 +108,40 @@ async def get_workflow(
     responses=error_responses(400, 404, 409, 413, 415),
 )
 async def update_workflow(
-    workflow_id: str, body: WorkflowUpdate, session: SessionDep
-) -> WorkflowPublic:
+    workflow_id: str, body: WorkflowUpdate, session: SessionDep, idempotency: IdempotencyDep
+) -> JSONResponse:
     """Update the fields sent; new steps make a new version. Running executions keep theirs."""
-    return await workflows.update(session, workflow_id, body)
+
+    async def write() -> tuple[int, Any]:
+        updated = await workflows.update(session, workflow_id, body, commit=False)
+        return 200, jsonable_encoder(updated)
+
+    status_code, content = await write_once(
+        session,
+        idempotency,
+        scope=f"PATCH /api/workflows/{workflow_id}",
+        request=body,
+        write=write,
+    )
+    return JSONResponse(content, status_code=status_code)
 
 
 @router.delete("/{workflow_id}", response_model=WorkflowPublic, responses=error_responses(404))
-async def delete_workflow(workflow_id: str, session: SessionDep) -> WorkflowPublic:
-    """Delete a workflow and its versions. Running executions finish on their pinned copy."""
-    return await workflows.delete(session, workflow_id)
+async def delete_workflow(
+    workflow_id: str, session: SessionDep, idempotency: IdempotencyDep
+) -> JSONResponse:
+    """Delete a workflow and its versions. Running executions finish on their pinned copy.
+
+    With an Idempotency-Key, a retry after a lost answer gets the first answer, not a 404.
+    """
+
+    async def write() -> tuple[int, Any]:
+        return 200, jsonable_encoder(await workflows.delete(session, workflow_id, commit=False))
+
+    status_code, content = await write_once(
+        session, idempotency, scope=f"DELETE /api/workflows/{workflow_id}", request={}, write=write
+    )
+    return JSONResponse(content, status_code=status_code)
 
 
 @router.post(
@@ -137,21 +159,24 @@ async def execute_workflow(
     executions: ExecutionsDep,
     settings: SettingsDep,
     response: Response,
+    idempotency: IdempotencyDep,
     timeout: Annotated[
         float | None, Query(gt=0, le=3600, description="seconds to wait for the end")
     ] = None,
     request_id: RequestIdHeader = None,
-    idempotency_key: IdempotencyKey = None,
 ) -> ExecutionPublic:
     """Start an execution and wait for its end: 200 with the record, or 202 if still running."""
     wait = execute_timeout(timeout, settings)
     definition = await workflows.pin(session, await workflows.get_row(session, workflow_id))
+    execution_id = await execution_id_for(
+        session, idempotency, scope=f"execute workflow:{workflow_id}", request=body
+    )
     await session.close()
     return await run_and_answer(
         executions,
         definition,
         with_request_id(body, request_id),
-        execution_id=execution_id_for(f"workflow:{workflow_id}", idempotency_key),
+        execution_id=execution_id,
         timeout=wait,
         response=response,
     )
@@ -169,13 +194,15 @@ async def start_workflow_execution(
     session: SessionDep,
     executions: ExecutionsDep,
     response: Response,
+    idempotency: IdempotencyDep,
     request_id: RequestIdHeader = None,
-    idempotency_key: IdempotencyKey = None,
 ) -> ExecutionStarted:
     """Start an execution without waiting; follow it at status_url."""
     definition = await workflows.pin(session, await workflows.get_row(session, workflow_id))
+    execution_id = await execution_id_for(
+        session, idempotency, scope=f"execute workflow:{workflow_id}", request=body
+    )
     await session.close()
-    execution_id = execution_id_for(f"workflow:{workflow_id}", idempotency_key)
     return await start_and_point(
         executions, definition, with_request_id(body, request_id), execution_id, response
     )

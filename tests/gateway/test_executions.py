@@ -75,18 +75,20 @@ async def test_step_gets_contract_headers_and_declared_input(api, services, uniq
         "echo",
         token,
         input_schema={"type": "object", "properties": {"text": {"type": "string"}}},
+        forward_context=["project_id"],
     )
     record = await _execute(
         api,
         workflow["id"],
         {"text": "hi", "ignored": 1},
-        context={"request_id": "req-9", "project_id": "p1"},
+        context={"request_id": "req-9", "project_id": "p1", "secret": "s"},
     )
     call = services.calls[token][0]
     assert call.body == {"text": "hi"}
     assert call.headers["x-request-id"] == "req-9"
     assert call.headers["idempotency-key"] == f"{record['execution_id']}:only"
     assert call.headers["x-context-project_id"] == "p1"
+    assert "x-context-secret" not in call.headers  # only the keys the action forwards
     assert record["result"] == {"echo": {"text": "hi"}, "action": "run"}
 
 
@@ -433,7 +435,7 @@ async def test_start_service_action_without_waiting(api, services, unique):
 
 async def test_context_values_a_header_cannot_carry_are_percent_encoded(api, services, unique):
     token = services.token()
-    workflow = await _one_step(api, services, unique, "echo", token)
+    workflow = await _one_step(api, services, unique, "echo", token, forward_context=["city"])
     record = await _execute(
         api, workflow["id"], {}, context={"request_id": "req\nnext", "city": "Zürich"}
     )
