@@ -16,6 +16,7 @@ script records the same shapes from any version of the code.
 from __future__ import annotations
 
 import argparse
+import json
 import asyncio
 import sys
 import tempfile
@@ -29,6 +30,8 @@ import httpx
 from temporalio.client import Client, WorkflowFailureError
 
 from core.temporal import connect
+from definitions.language import Flow, TaskStep, entry_of, iter_steps
+from definitions.models import ActionSpec, ExecutionOptions, PinnedDefinition, PinnedStep
 from tests.support.builders import (
     FAST_RETRY,
     action,
@@ -42,6 +45,7 @@ from tests.support.services import TestServices, start_test_services
 from tests.support.stack import Stack, start_dev_server, wait_for_workers
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
+IDS_FILE = "workflow-ids.json"
 
 
 @dataclass
@@ -52,6 +56,42 @@ class Recording:
     stack: Stack
     suffix: str
     pending: list[Callable[[], Any]] = field(default_factory=list)
+    more: list[tuple[str, str, str | None]] = field(default_factory=list)
+    """Further histories a shape asks for: (name suffix, workflow id, run id or None)."""
+
+    async def run_flow(self, label: str, flow: dict[str, Any], data: Any = None) -> str:
+        """Start a flow with its definition pinned in the options, as the gateway does,
+        its tasks calling the test services: service `echo`, `status` (action = the HTTP
+        status it answers), `slow`."""
+        parsed = Flow.model_validate(flow)
+        token = self.services.token()
+        pinned = [
+            PinnedStep(
+                id=step.id,
+                service=step.service,
+                action=step.action,
+                next=None,
+                endpoint=self.services.endpoint(step.service, token),
+                spec=ActionSpec(name=step.action, retry_policy=FAST_RETRY),
+            )
+            for step in iter_steps(parsed.steps)
+            if isinstance(step, TaskStep)
+        ]
+        definition = PinnedDefinition(
+            name=f"flow-{label}", entry=entry_of(parsed), steps=pinned, flow=parsed
+        )
+        execution_id = f"flow-{label}-{self.suffix}"
+        handle = await self.client.start_workflow(
+            definition.name,
+            args=[data or {}, ExecutionOptions(definition=definition, context={"k": "v"})],
+            id=execution_id,
+            task_queue=self.stack.task_queue,
+        )
+        try:
+            await handle.result()
+        except WorkflowFailureError:
+            pass
+        return execution_id
 
     async def execute(self, workflow_id: str, body: dict[str, Any]) -> str:
         answer = await self.api.post(f"/workflows/{workflow_id}/execute", json=body)
@@ -262,6 +302,241 @@ async def low_latency_failed(r: Recording) -> str:
     return str(answer.json()["execution_id"])
 
 
+def _task(step_id: str, service_name: str = "echo", action_name: str = "run", **fields: Any):
+    return {"id": step_id, "service": service_name, "action": action_name, **fields}
+
+
+@shape
+async def flow_mapping_choice(r: Recording) -> str:
+    """Input templates, output projection, assign, a choice, a top-level output."""
+    return await r.run_flow(
+        "mapping",
+        {
+            "steps": [
+                _task(
+                    "fetch",
+                    input={"url": "{% $input.url %}", "project": "{% $context.k %}"},
+                    assign={"seen": "{% $result.echo.url %}"},
+                    next="route",
+                ),
+                {
+                    "id": "route",
+                    "type": "choice",
+                    "choices": [
+                        {"when": "{% $steps.fetch.output.action = 'run' %}", "next": "yes"}
+                    ],
+                    "default": "no",
+                },
+                _task("yes", input={"seen": "{% $vars.seen %}"}, output="{% $result.echo %}"),
+                _task("no"),
+            ],
+            "output": {"result": "{% $steps.yes.output %}", "n": "{% $count($steps) %}"},
+        },
+        {"url": "https://example.com/a"},
+    )
+
+
+@shape
+async def flow_parallel(r: Recording) -> str:
+    """Two branches at once; the output is both outputs in order."""
+    return await r.run_flow(
+        "parallel",
+        {
+            "steps": [
+                {
+                    "id": "both",
+                    "type": "parallel",
+                    "branches": [
+                        {"steps": [_task("left", "slow")]},
+                        {"steps": [_task("right", input={"side": "right"})]},
+                    ],
+                }
+            ]
+        },
+    )
+
+
+@shape
+async def flow_parallel_fail_fast(r: Recording) -> str:
+    """A branch refused with HTTP 404 cancels the other, slower branch."""
+    return await r.run_flow(
+        "failfast",
+        {
+            "steps": [
+                {
+                    "id": "both",
+                    "type": "parallel",
+                    "branches": [
+                        {"steps": [_task("slowpoke", "slow")]},
+                        {"steps": [_task("refused", "status", "404")]},
+                    ],
+                }
+            ]
+        },
+    )
+
+
+@shape
+async def flow_map(r: Recording) -> str:
+    """A map over 5 items, 2 at a time, one item routed to a failing task and tolerated."""
+    return await r.run_flow(
+        "map",
+        {
+            "steps": [
+                {
+                    "id": "each",
+                    "type": "map",
+                    "items": "{% $input.items %}",
+                    "max_concurrency": 2,
+                    "tolerated_failure_count": 1,
+                    "steps": [
+                        {
+                            "id": "pick",
+                            "type": "choice",
+                            "choices": [{"when": "{% $item = 'bad' %}", "next": "refused"}],
+                            "default": "call",
+                        },
+                        _task("call", input={"item": "{% $item %}", "i": "{% $index %}"}),
+                        _task("refused", "status", "404"),
+                    ],
+                }
+            ]
+        },
+        {"items": ["a", "b", "bad", "c", "d"]},
+    )
+
+
+@shape
+async def flow_wait_catch_optional(r: Recording) -> str:
+    """A durable timer, a 404 caught into a fallback, an optional failed task."""
+    return await r.run_flow(
+        "catch",
+        {
+            "steps": [
+                {"id": "pause", "type": "wait", "seconds": 1, "next": "call"},
+                _task(
+                    "call",
+                    "status",
+                    "404",
+                    catch=[
+                        {
+                            "errors": ["HTTP.4xx"],
+                            "next": "fallback",
+                            "assign": {"why": "{% $error.type %}"},
+                        }
+                    ],
+                    next="fallback",
+                ),
+                _task("fallback", input={"why": "{% $vars.why %}"}, next="maybe"),
+                _task("maybe", "status", "409", optional=True, next="done"),
+                {"id": "done", "type": "succeed", "output": "{% $steps.maybe.output %}"},
+            ]
+        },
+    )
+
+
+@shape
+async def flow_fail(r: Recording) -> str:
+    """A fail step: the execution FAILED with its error and cause."""
+    return await r.run_flow(
+        "fail",
+        {
+            "steps": [
+                _task("check", next="stop"),
+                {
+                    "id": "stop",
+                    "type": "fail",
+                    "error": "OrderRejected",
+                    "cause": "{% 'n=' & $input.n %}",
+                },
+            ]
+        },
+        {"n": 3},
+    )
+
+
+def _counting_loop(iterations: int) -> dict[str, Any]:
+    return {
+        "max_steps": iterations * 2 + 5,
+        "steps": [
+            _task(
+                "inc",
+                input={"n": "{% ($exists($vars.n) ? $vars.n : 0) + 1 %}"},
+                assign={"n": "{% $result.echo.n %}"},
+                next="more",
+            ),
+            {
+                "id": "more",
+                "type": "choice",
+                "choices": [{"when": f"{{% $vars.n < {iterations} %}}", "next": "inc"}],
+                "default": "end",
+            },
+            {"id": "end", "type": "succeed", "output": {"n": "{% $vars.n %}"}},
+        ],
+    }
+
+
+@shape
+async def flow_loop(r: Recording) -> str:
+    """A loop of 3 iterations under max_steps (activity ids inc, inc#2, inc#3)."""
+    return await r.run_flow("loop", _counting_loop(3))
+
+
+@shape
+async def flow_loop_continue_as_new(r: Recording) -> str:
+    """A loop long enough to continue as new: the first run (ending in continue-as-new)
+    is recorded as flow-loop-continue-as-new-first."""
+    execution_id = await r.run_flow("longloop", _counting_loop(260))
+    latest = await r.client.get_workflow_handle(execution_id).fetch_history()
+    first = latest.events[0].workflow_execution_started_event_attributes.first_execution_run_id
+    r.more.append(("first", execution_id, first))
+    return execution_id
+
+
+@shape
+async def flow_map_children(r: Recording) -> str:
+    """A map over 501 items: two child workflows of up to 500; the first child is
+    recorded as flow-map-children-batch."""
+    execution_id = await r.run_flow(
+        "bigmap",
+        {
+            "steps": [
+                {
+                    "id": "each",
+                    "type": "map",
+                    "items": "{% $input.items %}",
+                    "max_concurrency": 50,
+                    "steps": [_task("call", input={"i": "{% $index %}"})],
+                    "output": "{% $result.echo.i %}",
+                }
+            ]
+        },
+        {"items": list(range(501))},
+    )
+    r.more.append(("batch", f"{execution_id}/each/batch-0", None))
+    return execution_id
+
+
+@shape
+async def flow_workflow_step(r: Recording) -> str:
+    """A workflow step: a stored seed chain run as a child workflow by name; the child is
+    recorded as flow-workflow-step-child."""
+    token = r.services.token()
+    name = f"echo-{token}"
+    await register(r.api, service(name, r.services.endpoint("echo", token), [action("run")]))
+    child = await create_workflow(r.api, f"child-{token}", chain(("only", name, "run")))
+    execution_id = await r.run_flow(
+        "parent",
+        {
+            "steps": [
+                {"id": "sub", "type": "workflow", "workflow": child["name"], "input": {"x": 1}}
+            ]
+        },
+    )
+    r.more.append(("child", f"{execution_id}/sub", None))
+    return execution_id
+
+
 async def record(group: str, names: list[str], work: Path) -> list[Path]:
     target = HISTORIES / group
     existing = [name for name in names if (target / f"{name}.json").exists()]
@@ -285,6 +560,9 @@ async def record(group: str, names: list[str], work: Path) -> list[Path]:
         client = await connect(server.address, "default")  # the project's data converter
         async with httpx.AsyncClient(base_url=stack.url, timeout=60) as api:
             target.mkdir(parents=True, exist_ok=True)
+            # Workflow ids, which child workflow ids are made from: the replay needs them.
+            ids_file = target / IDS_FILE
+            ids: dict[str, str] = json.loads(ids_file.read_text()) if ids_file.exists() else {}
             for index, name in enumerate(names):
                 recording = Recording(
                     api, client, services, stack, f"r{uuid.uuid4().hex[:6]}{index}"
@@ -293,14 +571,22 @@ async def record(group: str, names: list[str], work: Path) -> list[Path]:
                 history = await client.get_workflow_handle(execution_id).fetch_history()
                 path = target / f"{name}.json"
                 path.write_text(history.to_json() + "\n")
+                ids[name] = execution_id
                 written.append(path)
                 for finish in recording.pending:  # let what was left running close
                     done = finish()
                     if asyncio.iscoroutine(done):
                         await done
+                for suffix, workflow_id, run_id in recording.more:
+                    extra = await client.get_workflow_handle(
+                        workflow_id, run_id=run_id
+                    ).fetch_history()
+                    (target / f"{name}-{suffix}.json").write_text(extra.to_json() + "\n")
+                    ids[f"{name}-{suffix}"] = workflow_id
                 print(
                     f"recorded {path.relative_to(HISTORIES.parent)} ({len(history.events)} events)"
                 )
+            ids_file.write_text(json.dumps(ids, indent=1, sort_keys=True) + "\n")
     finally:
         stack.stop()
         if services.server is not None:
