@@ -16,8 +16,8 @@ script records the same shapes from any version of the code.
 from __future__ import annotations
 
 import argparse
-import json
 import asyncio
+import json
 import sys
 import tempfile
 import uuid
