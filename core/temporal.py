@@ -12,7 +12,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.codec import EncryptionCodec
@@ -39,7 +39,11 @@ def data_converter(encryption_keys: str = "") -> DataConverter:
     if not encryption_keys.strip():
         return pydantic_data_converter
     return dataclasses.replace(
-        pydantic_data_converter, payload_codec=EncryptionCodec.from_setting(encryption_keys)
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec.from_setting(encryption_keys),
+        # Failure messages and stack traces go into an encoded payload too, so an error
+        # that quotes an input does not leave it in plaintext in the history.
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 
 

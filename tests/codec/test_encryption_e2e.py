@@ -181,3 +181,30 @@ async def test_codec_endpoint_is_404_while_encryption_is_off(api: httpx.AsyncCli
     answer = await api.post("/codec/decode", json={"payloads": []})
     assert answer.status_code == 404
     assert "ENCRYPTION_KEYS" in answer.json()["detail"]
+
+
+async def test_failure_messages_are_encrypted_too(
+    encrypted: Encrypted, secured: httpx.AsyncClient, services: Any
+) -> None:
+    """A step failure quotes the input (a schema violation names the value): the message
+    goes into an encoded payload, so the history holds no plaintext there either."""
+    unique = uuid.uuid4().hex[:8]
+    marker = f"failure-marker-{uuid.uuid4().hex}"
+    name = f"typed-{unique}"
+    schema = {"type": "object", "properties": {"note": {"type": "integer"}}}
+    await register(
+        secured,
+        service(
+            name, services.endpoint("echo", services.token()), [action("run", input_schema=schema)]
+        ),
+    )
+    workflow = await create_workflow(secured, f"refused-{unique}", chain(("only", name, "run")))
+    answer = await secured.post(
+        f"/workflows/{workflow['id']}/execute", json={"input_data": {"note": marker}}
+    )
+    record = answer.json()
+    assert record["status"] == "FAILED", record
+    assert marker in record["error"]["message"]  # the gateway decodes it
+    plain_client = await Client.connect(encrypted.temporal_address)  # no codec
+    history = await plain_client.get_workflow_handle(record["execution_id"]).fetch_history()
+    assert marker.encode() not in History(events=history.events).SerializeToString()
