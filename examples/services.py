@@ -1,8 +1,11 @@
-"""Two small services that meet the HTTP contract: text extraction and sentiment analysis.
+"""Small services that meet the HTTP contract: text extraction, sentiment analysis and
+notifications.
 
 They stand in for the guide's `text-extraction` and `sentiment-analysis` services:
-`POST /text-extraction/extract` and `POST /sentiment-analysis/analyze`, each with a
+`POST /text-extraction/extract` and `POST /sentiment-analysis/analyze`, plus
+`POST /notifications/send` for the workflow-language examples, each with a
 `GET .../health`. Run them with `service-integration examples` (port 8006).
+`missing.pdf` is a document text extraction answers 404 for (error routes).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import FastAPI, Header
+from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel
 
 DOCUMENTS = {
@@ -33,6 +36,14 @@ class ExtractRequest(BaseModel):
 
 class AnalyzeRequest(BaseModel):
     text: str
+
+
+class NotifyRequest(BaseModel):
+    channel: str
+    message: str
+
+
+MISSING_DOCUMENT = "missing.pdf"
 
 
 def extract_text(document_url: str) -> str:
@@ -59,6 +70,8 @@ def create_app() -> FastAPI:
     async def extract(
         body: ExtractRequest, x_request_id: str | None = Header(default=None)
     ) -> dict[str, Any]:
+        if body.document_url.rstrip("/").endswith(MISSING_DOCUMENT):
+            raise HTTPException(status_code=404, detail=f"no document at {body.document_url}")
         text = extract_text(body.document_url)
         return {
             "text": text,
@@ -70,8 +83,13 @@ def create_app() -> FastAPI:
         sentiment, score = analyze_sentiment(body.text)
         return {"sentiment": sentiment, "score": score}
 
+    @app.post("/notifications/send")
+    async def send(body: NotifyRequest) -> dict[str, Any]:
+        return {"sent": True, "channel": body.channel, "characters": len(body.message)}
+
     @app.get("/text-extraction/health")
     @app.get("/sentiment-analysis/health")
+    @app.get("/notifications/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
