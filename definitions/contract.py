@@ -25,6 +25,10 @@ ACTION_EXECUTION_PREFIX = "action:"
 LOAD_DEFINITION_ACTIVITY = "si:load-definition"
 """Activity that loads the latest ACTIVE definition of a workflow by name."""
 
+MOCK_STEP_ACTIVITY = "si:mock-step"
+"""Local activity that stands in for a mocked task in a test run (POST /workflows/{id}/test):
+it answers the mock's output, or fails with the mock's error, and calls no service."""
+
 STEP_FAILED = "StepFailed"
 """ApplicationError type an execution fails with when a step fails; details: StepFailure."""
 

@@ -194,6 +194,26 @@ class ExecutionOptions(BaseModel):
         exclude_if=_empty,
         description="the enclosing scope of a map batch run as a child workflow",
     )
+    mocks: dict[str, StepMock] = Field(
+        default_factory=dict,
+        exclude_if=_empty,
+        description="a test run: step id -> what the step answers instead of its service",
+    )
+
+
+class MockError(_Frozen):
+    """A mocked failure: the error type and, for an HTTP answer, its status code."""
+
+    type: str = Field(default="ServiceRejected", min_length=1, max_length=128)
+    status_code: int | None = Field(default=None, ge=100, le=599)
+    message: str = Field(default="mocked failure", max_length=2000)
+
+
+class StepMock(_Frozen):
+    """What a mocked step answers: an output, or an error (retries are not run)."""
+
+    output: Any = None
+    error: MockError | None = None
 
 
 class StepCall(BaseModel):

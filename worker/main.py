@@ -22,6 +22,7 @@ from temporalio.workflow import NondeterminismError
 
 from activities.definitions import DefinitionActivities
 from activities.http_step import StepActivities
+from activities.mocks import mock_step
 from core.outbound import OutboundPolicy
 from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
@@ -108,7 +109,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        activities=[steps.call_service, definitions.load_definition],
+        activities=[steps.call_service, definitions.load_definition, mock_step],
         **workflow_options(),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,

@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         StepCall,
     )
     from workflows.dataflow import step_input
-    from workflows.tasks import run_task
+    from workflows.tasks import run_mock, run_task
 
 CONTINUE_AS_NEW_AFTER = 500
 """Top-level steps one run executes before it continues as new, so a long loop keeps its
@@ -390,8 +390,12 @@ class FlowRun:
             request_id=self.request_id,
             signature=self.signatures.get(step.id),
         )
+        mock = self.options.mocks.get(step.id)
         try:
-            result = await run_task(pinned, call, activity_id=activity_id)
+            if mock is not None:
+                result = await run_mock(pinned, mock, activity_id=activity_id)
+            else:
+                result = await run_task(pinned, call, activity_id=activity_id)
         except ApplicationError as error:
             failure = _step_failure(error, step.id)
             return self._caught(step, scope, failure, error)

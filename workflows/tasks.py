@@ -14,8 +14,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from definitions.contract import STEP_FAILED, StepFailure
-    from definitions.models import PinnedStep, StepCall
+    from definitions.contract import MOCK_STEP_ACTIVITY, STEP_FAILED, StepFailure
+    from definitions.models import PinnedStep, StepCall, StepMock
 
 HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 """Steps whose timeout is longer than this heartbeat (every second while the call is in
@@ -78,19 +78,39 @@ async def run_task(
             summary=summary,
         )
     except StepError as error:
-        error_type, message, details = cause_of(error)
-        failure = StepFailure(
-            step_id=step.id,
-            service=step.service,
-            action=step.action,
-            error_type=error_type,
-            message=message,
-            attempts=details.get("attempt"),
-            status_code=details.get("status_code"),
+        raise _step_failed(step, error) from error
+
+
+async def run_mock(step: PinnedStep, mock: StepMock, *, activity_id: str) -> Any:
+    """A mocked task of a test run: a local activity that answers the mock, so the run is
+    recorded like any other, and no service is called."""
+    try:
+        return await workflow.execute_local_activity(
+            MOCK_STEP_ACTIVITY,
+            mock,
+            activity_id=activity_id,
+            start_to_close_timeout=timedelta(seconds=10),
+            summary=f"mock of {step.service}.{step.action}",
         )
-        raise ApplicationError(
-            f"step '{step.id}' ({activity_type}) failed: {message}",
-            failure.model_dump(),
-            type=STEP_FAILED,
-            non_retryable=True,
-        ) from error
+    except StepError as error:
+        raise _step_failed(step, error) from error
+
+
+def _step_failed(step: PinnedStep, error: BaseException) -> ApplicationError:
+    """STEP_FAILED with StepFailure details, non-retryable: what a failed step ends with."""
+    error_type, message, details = cause_of(error)
+    failure = StepFailure(
+        step_id=step.id,
+        service=step.service,
+        action=step.action,
+        error_type=error_type,
+        message=message,
+        attempts=details.get("attempt"),
+        status_code=details.get("status_code"),
+    )
+    return ApplicationError(
+        f"step '{step.id}' ({step.service}.{step.action}) failed: {message}",
+        failure.model_dump(),
+        type=STEP_FAILED,
+        non_retryable=True,
+    )

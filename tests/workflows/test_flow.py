@@ -16,6 +16,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from activities.mocks import mock_step
 from core.devserver import DevServer
 from core.temporal import connect
 from definitions.language import Flow, TaskStep, iter_steps
@@ -92,19 +93,26 @@ async def run(client: Client) -> AsyncIterator[Any]:
     async with Worker(
         client,
         task_queue=queue,
-        activities=services.activities(),
+        activities=[*services.activities(), mock_step],
         max_concurrent_activities=100,
         # The interpreter is shared with the sandbox, so tests can lower its thresholds.
         **{**workflow_options(), "workflow_runner": workflow_runner("workflows.interpreter")},
     ):
 
         async def execute(
-            flow: dict[str, Any], data: Any = None, *, context: dict[str, Any] | None = None
+            flow: dict[str, Any],
+            data: Any = None,
+            *,
+            context: dict[str, Any] | None = None,
+            mocks: dict[str, Any] | None = None,
         ) -> Any:
             definition = flow_definition(flow)
+            options = ExecutionOptions(
+                definition=definition, context=context or {}, mocks=mocks or {}
+            )
             handle = await client.start_workflow(
                 definition.name,
-                args=[data or {}, ExecutionOptions(definition=definition, context=context or {})],
+                args=[data or {}, options],
                 id=f"flow-{uuid.uuid4().hex}",
                 task_queue=queue,
                 execution_timeout=timedelta(seconds=120),
@@ -531,3 +539,28 @@ async def test_map_over_many_items_runs_in_child_workflow_batches(run, monkeypat
         if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
     ]
     assert len(children) == 3
+
+
+async def test_mocked_steps_answer_their_mock_and_call_no_service(run) -> None:
+    flow = {
+        "steps": [
+            task("first", "fail", input={"code": 500}, next="second"),
+            task(
+                "second",
+                input={"seen": "{% $steps.first.output.v %}"},
+                catch=[{"errors": ["HTTP.404"], "next": "caught"}],
+                next="after",
+            ),
+            task("after"),
+            task("caught", input={"code": "{% $steps.second.error.status_code %}"}),
+        ]
+    }
+    result = await run(
+        flow,
+        mocks={
+            "first": {"output": {"v": 7}},
+            "second": {"error": {"type": "ServiceRejected", "status_code": 404}},
+        },
+    )
+    assert result["echo"] == {"code": 404}
+    assert [c.step_id for c in run.services.calls] == ["caught"]
