@@ -22,7 +22,12 @@ from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionSta
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 
-from definitions.contract import LOAD_DEFINITION_ACTIVITY, STEP_FAILED, StepFailure
+from definitions.contract import (
+    LOAD_DEFINITION_ACTIVITY,
+    STEP_FAILED,
+    WORKFLOW_ID_KEY,
+    StepFailure,
+)
 from definitions.models import ExecutionOptions, PinnedDefinition
 from executions.models import ExecutionError, ExecutionPublic, ExecutionStatus, StepState
 
@@ -71,6 +76,43 @@ def status_from_temporal(value: WorkflowExecutionStatus | None) -> ExecutionStat
 def is_closed(events: Sequence[HistoryEvent]) -> bool:
     """Whether the history ends with the event that closes the execution."""
     return bool(events) and events[-1].event_type in CLOSED_EVENTS
+
+
+_MEMO_KIND = "kind"
+"""The ExecutionMemo field every execution of this service carries (definitions.contract)."""
+
+
+def started_by_this_service(events: Sequence[HistoryEvent], *, task_queue: str) -> bool:
+    """Whether the history is of an execution of this service, not another workflow of the
+    namespace.
+
+    Ours: started on this service's task queue, and marked as a stored-workflow or
+    one-action execution, by the gateway at start (ExecutionMemo; SiWorkflowId) or, for
+    a stored workflow started by name with an SDK, by the workflow once it loaded its
+    definition (SiWorkflowId and the memo, upserted). Reads keys only, decodes nothing.
+    """
+    if not events:
+        return False
+    first = events[0]
+    if first.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+        return False
+    started = first.workflow_execution_started_event_attributes
+    if started.task_queue.name != task_queue:
+        return False
+    if _MEMO_KIND in started.memo.fields:
+        return True
+    if WORKFLOW_ID_KEY.name in started.search_attributes.indexed_fields:
+        return True
+    for event in events:
+        if event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            upserted = event.upsert_workflow_search_attributes_event_attributes
+            if WORKFLOW_ID_KEY.name in upserted.search_attributes.indexed_fields:
+                return True
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
+            modified = event.workflow_properties_modified_event_attributes
+            if _MEMO_KIND in modified.upserted_memo.fields:
+                return True
+    return False
 
 
 @dataclass(frozen=True)

@@ -98,9 +98,14 @@ class ExecutionSummary(BaseModel):
 class ExecutionsPage(BaseModel):
     items: list[ExecutionSummary]
     total: int
-    page: int
+    page: int = Field(description="the page asked for; 1 when a page_token was sent")
     per_page: int
     pages: int
+    next_page_token: str | None = Field(
+        default=None,
+        description="send as ?page_token= for the next page (with the same status); absent "
+        "when no execution follows (a full last page may carry one, to an empty page)",
+    )
 
 
 class ExecutionStarted(BaseModel):

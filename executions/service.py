@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import functools
+import hashlib
+import hmac
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowExecution, WorkflowFailureError, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -25,8 +30,14 @@ from definitions.contract import (
     ExecutionMemo,
 )
 from definitions.models import ExecutionOptions, PinnedDefinition
-from executions.errors import TemporalUnavailableError
-from executions.history import build_record, is_closed, status_from_temporal
+from definitions.signing import definition_signatures
+from executions.errors import InvalidPageTokenError, TemporalUnavailableError
+from executions.history import (
+    build_record,
+    is_closed,
+    started_by_this_service,
+    status_from_temporal,
+)
 from executions.models import (
     ExecuteRequest,
     ExecutionPublic,
@@ -46,6 +57,13 @@ _VISIBILITY_STATUS = {
     ExecutionStatus.TERMINATED: "Terminated",
     ExecutionStatus.TIMED_OUT: "TimedOut",
 }
+
+MAX_LIST_OFFSET = 10_000
+"""How deep `page=` may reach into a workflow's executions (page * per_page); past it,
+pages are followed with `page_token`, which costs one visibility call per page."""
+
+_VISIBILITY_PAGE = 1000
+"""The most executions one visibility call returns."""
 
 _FAILED_TO_CONNECT = "Failed client connect"
 """How the SDK's lazy client says it could not connect: a bare RuntimeError with this
@@ -70,12 +88,67 @@ def _temporal_call(method: _Method) -> _Method:
     return cast(_Method, call)
 
 
-class ExecutionService:
-    """Starts executions on the task queue and reads them back from Temporal."""
+_PROCESS_TOKEN_KEY = secrets.token_bytes(32)
+"""Signs page tokens without DEFINITION_SIGNING_KEY: valid on this gateway process only."""
 
-    def __init__(self, client: Client, *, task_queue: str) -> None:
+_TAG_BYTES = 16
+
+
+def page_token_key(signing_key: str) -> bytes:
+    """The key page tokens are signed with: derived from DEFINITION_SIGNING_KEY, so every
+    gateway accepts every other's tokens, or this process's own without it."""
+    if not signing_key:
+        return _PROCESS_TOKEN_KEY
+    return hashlib.sha256(b"si-page-token\0" + signing_key.encode()).digest()
+
+
+def _tag(key: bytes, query: str, token: bytes) -> bytes:
+    return hmac.new(key, query.encode() + b"\0" + token, hashlib.sha256).digest()[:_TAG_BYTES]
+
+
+def encode_page_token(key: bytes, query: str, token: bytes | None) -> str | None:
+    """Temporal's page token as an opaque URL-safe string, signed and tied to its list.
+
+    Signed, a token nobody was handed never reaches Temporal (which retries for seconds
+    on a cursor it cannot read before it answers).
+    """
+    if not token:
+        return None
+    return base64.urlsafe_b64encode(_tag(key, query, token) + token).decode().rstrip("=")
+
+
+def decode_page_token(key: bytes, query: str, token: str) -> bytes:
+    """Temporal's page token inside a token from `encode_page_token` for this list.
+
+    Raises:
+        InvalidPageTokenError: it is not one.
+    """
+    try:
+        decoded = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidPageTokenError("page_token is not a token this service handed out") from exc
+    tag, raw = decoded[:_TAG_BYTES], decoded[_TAG_BYTES:]
+    if not raw or not hmac.compare_digest(tag, _tag(key, query, raw)):
+        raise InvalidPageTokenError(
+            "page_token is not a token this service handed out for this list (same workflow "
+            "and status)"
+        )
+    return raw
+
+
+class ExecutionService:
+    """Starts executions on the task queue and reads them back from Temporal.
+
+    Only executions of this service are answered: started on its task queue as a stored
+    workflow or a one-action execution. Any other workflow of the namespace is unknown
+    here (NotFoundError), whoever started it.
+    """
+
+    def __init__(self, client: Client, *, task_queue: str, signing_key: str = "") -> None:
         self._client = client
         self._task_queue = task_queue
+        self._signing_key = signing_key
+        self._token_key = page_token_key(signing_key)
 
     @property
     def client(self) -> Client:
@@ -107,7 +180,11 @@ class ExecutionService:
                 args=[
                     request.input_data,
                     ExecutionOptions(
-                        contract=CONTRACT_VERSION, definition=definition, context=request.context
+                        contract=CONTRACT_VERSION,
+                        definition=definition,
+                        context=request.context,
+                        # Empty without DEFINITION_SIGNING_KEY, and then left out of the payload.
+                        signatures=definition_signatures(self._signing_key, definition),
                     ),
                 ],
                 id=execution_id,
@@ -153,11 +230,13 @@ class ExecutionService:
         """The execution record, read from Temporal.
 
         Raises:
-            NotFoundError: no execution has that id.
+            NotFoundError: no execution of this service has that id.
         """
         handle = self._client.get_workflow_handle(execution_id)
         try:
             history = await handle.fetch_history()
+            if not started_by_this_service(history.events, task_queue=self._task_queue):
+                raise NotFoundError("execution", execution_id)
             # A closed execution is told whole by its history; a running one also needs
             # its description, for the attempts and errors of activities in flight.
             description = None if is_closed(history.events) else await handle.describe()
@@ -177,39 +256,75 @@ class ExecutionService:
         status: ExecutionStatus | None,
         page: int,
         per_page: int,
+        page_token: str | None = None,
     ) -> ExecutionsPage:
-        """A page of a workflow's executions, newest first, from Temporal visibility."""
-        query = f'{WORKFLOW_ID_KEY.name} = "{workflow_id}"'
+        """A page of a workflow's executions, newest first, from Temporal visibility.
+
+        Args:
+            page: the page number, when no `page_token` is given; page * per_page must
+                stay within MAX_LIST_OFFSET.
+            page_token: the `next_page_token` of the previous page.
+
+        Raises:
+            ValueError: page * per_page is over MAX_LIST_OFFSET.
+            InvalidPageTokenError: page_token is not one this service handed out.
+        """
+        query = f'{WORKFLOW_ID_KEY.name} = "{workflow_id}" AND TaskQueue = "{self._task_queue}"'
         if status is not None:
             query += f' AND ExecutionStatus = "{_VISIBILITY_STATUS[status]}"'
+        if page_token is not None:
+            start, end = 0, per_page
+            token: bytes | None = decode_page_token(self._token_key, query, page_token)
+            page = 1
+        else:
+            start, end = (page - 1) * per_page, page * per_page
+            if end > MAX_LIST_OFFSET:
+                raise ValueError(f"page * per_page is over {MAX_LIST_OFFSET}")
+            token = None
         total = (await self._client.count_workflows(query)).count
-        skip = (page - 1) * per_page
-        items: list[ExecutionSummary] = []
-        index = 0
-        async for execution in self._client.list_workflows(query, page_size=min(per_page, 1000)):
-            if index >= skip:
-                memo = ExecutionMemo.model_validate(await execution.memo())
-                items.append(
-                    ExecutionSummary(
-                        execution_id=execution.id,
-                        run_id=execution.run_id,
-                        workflow_id=memo.workflow_id or workflow_id,
-                        workflow_name=memo.workflow_name or execution.workflow_type,
-                        workflow_version=execution.typed_search_attributes.get(
-                            WORKFLOW_VERSION_KEY
-                        ),
-                        status=status_from_temporal(execution.status),
-                        started_at=execution.start_time,
-                        closed_at=execution.close_time,
-                    )
-                )
-                if len(items) >= per_page:
+        iterator = self._client.list_workflows(query, page_size=per_page, next_page_token=token)
+        fetched: list[WorkflowExecution] = []
+        try:
+            # Visibility pages may differ in size: fetching exactly `end` executions leaves
+            # the next page token at the end of the page answered.
+            while len(fetched) < end:
+                await iterator.fetch_next_page(page_size=min(end - len(fetched), _VISIBILITY_PAGE))
+                fetched.extend(iterator.current_page or [])
+                if iterator.next_page_token is None:
                     break
-            index += 1
+        except RPCError as exc:
+            # Temporal answers a token it cannot read with INVALID_ARGUMENT or UNKNOWN
+            # (SQL visibility), never with an unavailability.
+            if token is not None and exc.status in (
+                RPCStatusCode.INVALID_ARGUMENT,
+                RPCStatusCode.UNKNOWN,
+                RPCStatusCode.INTERNAL,
+            ):
+                raise InvalidPageTokenError(
+                    "page_token is not a token this service handed out for this list"
+                ) from exc
+            raise
+        items = [await self._summary(execution, workflow_id) for execution in fetched[start:end]]
         return ExecutionsPage(
             items=items,
             total=total,
             page=page,
             per_page=per_page,
             pages=(total + per_page - 1) // per_page,
+            next_page_token=encode_page_token(self._token_key, query, iterator.next_page_token)
+            if len(fetched) >= end
+            else None,
+        )
+
+    async def _summary(self, execution: WorkflowExecution, workflow_id: str) -> ExecutionSummary:
+        memo = ExecutionMemo.model_validate(await execution.memo())
+        return ExecutionSummary(
+            execution_id=execution.id,
+            run_id=execution.run_id,
+            workflow_id=memo.workflow_id or workflow_id,
+            workflow_name=memo.workflow_name or execution.workflow_type,
+            workflow_version=execution.typed_search_attributes.get(WORKFLOW_VERSION_KEY),
+            status=status_from_temporal(execution.status),
+            started_at=execution.start_time,
+            closed_at=execution.close_time,
         )

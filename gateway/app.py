@@ -151,13 +151,19 @@ def create_app(
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
-        app.state.executions = ExecutionService(client, task_queue=settings.task_queue)
+        app.state.executions = ExecutionService(
+            client, task_queue=settings.task_queue, signing_key=settings.definition_signing_key
+        )
         async with httpx.AsyncClient() as http:
             app.state.http = http
             stop = asyncio.Event()
 
             def use_client(connected: Client) -> None:
-                app.state.executions = ExecutionService(connected, task_queue=settings.task_queue)
+                app.state.executions = ExecutionService(
+                    connected,
+                    task_queue=settings.task_queue,
+                    signing_key=settings.definition_signing_key,
+                )
 
             embedded = (
                 asyncio.create_task(

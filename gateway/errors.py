@@ -6,6 +6,7 @@
     RequestValidationError                422  {detail: [{loc, msg, type, input?, ctx?}]}
     InvalidDefinitionError                422  the registry's problems, located in "body"
     IdempotencyKeyReusedError             422  located in the Idempotency-Key header
+    InvalidPageTokenError                 422  located in the page_token query parameter
     DatabaseUnavailableError, SQLAlchemy
       OperationalError/InterfaceError/
       DBAPIError, OSError                 503  {detail, component: "database"}, Retry-After
@@ -37,7 +38,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from temporalio.service import RPCError, RPCStatusCode
 
 from definitions.json_values import answerable
-from executions.errors import TemporalUnavailableError
+from executions.errors import InvalidPageTokenError, TemporalUnavailableError
 from registry.errors import (
     ConflictError,
     DatabaseUnavailableError,
@@ -185,6 +186,16 @@ def _key_reused(exc: IdempotencyKeyReusedError) -> Answer:
     return Answer(422, {"detail": [problem]})
 
 
+def _page_token(exc: InvalidPageTokenError) -> Answer:
+    problem = {
+        "loc": ["query", "page_token"],
+        "msg": f"{exc}; send the next_page_token of the previous page, or leave it out "
+        "for the first page",
+        "type": "value_error",
+    }
+    return Answer(422, {"detail": [problem]})
+
+
 _TEMPORAL_UNAVAILABLE = _unavailable("temporal")
 _RPC_UNAVAILABLE = {
     RPCStatusCode.UNAVAILABLE,
@@ -218,6 +229,7 @@ ERROR_TABLE: dict[type[Exception], Callable[[Any], Answer]] = {
     RequestValidationError: _request_problems,
     InvalidDefinitionError: _definition_problems,
     IdempotencyKeyReusedError: _key_reused,
+    InvalidPageTokenError: _page_token,
     DatabaseUnavailableError: _unavailable("database"),
     OperationalError: _unavailable("database"),
     InterfaceError: _unavailable("database"),

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from executions.models import ExecutionPublic
+from executions.models import ExecutionPublic, ExecutionStatus
 from gateway.deps import ExecutionsDep
 from gateway.errors import error_responses
 
@@ -27,7 +27,12 @@ async def get_execution(
         ),
     ] = None,
 ) -> ExecutionPublic:
-    """Status, input, context, result or error, and per-step state of one execution."""
-    if wait is not None:
-        await executions.wait_for(execution_id, wait)
+    """Status, input, context, result or error, and per-step state of one execution.
+
+    Only executions of this service are answered; any other workflow is a 404.
+    """
+    record = await executions.get(execution_id)
+    if wait is None or record.status != ExecutionStatus.RUNNING:
+        return record
+    await executions.wait_for(execution_id, wait)
     return await executions.get(execution_id)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from executions.models import (
@@ -15,6 +16,7 @@ from executions.models import (
     ExecutionStarted,
     ExecutionStatus,
 )
+from executions.service import MAX_LIST_OFFSET
 from gateway.deps import (
     ExecutionsDep,
     PageDep,
@@ -217,10 +219,38 @@ async def list_workflow_executions(
     executions: ExecutionsDep,
     paging: PageDep,
     status: ExecutionStatus | None = None,
+    page_token: Annotated[
+        str | None,
+        Query(
+            max_length=4096,
+            description="the next_page_token of the previous page (page is then ignored)",
+        ),
+    ] = None,
 ) -> ExecutionsPage:
-    """A workflow's executions, newest first, read from Temporal visibility."""
+    """A workflow's executions, newest first, read from Temporal visibility.
+
+    Follow `next_page_token` from page to page; `page=` reaches at most MAX_LIST_OFFSET
+    executions deep (page * per_page).
+    """
+    if page_token is None and paging.page * paging.per_page > MAX_LIST_OFFSET:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "page"),
+                    "msg": f"page * per_page may reach at most {MAX_LIST_OFFSET} executions "
+                    "deep; to go further, follow next_page_token from page to page with "
+                    "?page_token=",
+                    "type": "less_than_equal",
+                    "input": paging.page,
+                }
+            ]
+        )
     await workflows.get_row(session, workflow_id)
     await session.close()
     return await executions.list(
-        workflow_id=workflow_id, status=status, page=paging.page, per_page=paging.per_page
+        workflow_id=workflow_id,
+        status=status,
+        page=paging.page,
+        per_page=paging.per_page,
+        page_token=page_token or None,
     )
