@@ -120,6 +120,12 @@ class ServicePublic(BaseModel):
     health_path: str
     created_at: datetime
     updated_at: datetime
+    warnings: list[str] | None = Field(
+        default=None,
+        exclude_if=lambda value: not value,
+        description="set on a registration or update whose endpoint the outbound policy "
+        "refuses now: its steps would fail until ALLOWED_HOSTS allows it",
+    )
 
 
 class WorkflowCreate(_Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated, Any
 
@@ -9,7 +10,13 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from core.outbound import OutboundPolicy
+from core.outbound import (
+    OutboundLookupError,
+    OutboundPolicy,
+    OutboundRefusedError,
+    resolve_checked,
+)
+from core.settings import Settings
 from executions.models import ExecuteRequest, ExecutionPublic, ExecutionStarted
 from gateway.deps import (
     ExecutionsDep,
@@ -29,6 +36,7 @@ from gateway.routes.executing import (
     with_request_id,
 )
 from registry import services, workflows
+from registry.errors import InvalidDefinitionError
 from registry.paging import public_page
 from registry.schemas import (
     DefinitionStatus,
@@ -41,6 +49,37 @@ from registry.tables import ServiceRow
 
 router = APIRouter(prefix="/services", tags=["services"], responses=error_responses(503))
 
+LOOKUP_TIMEOUT = 2.0
+"""Seconds the registration's policy check waits for a name to resolve; then no warning."""
+
+
+async def outbound_warnings(settings: Settings, endpoint: str | None) -> list[str]:
+    """What the outbound policy says of an endpoint being registered: [] if it allows it.
+
+    Raises:
+        InvalidDefinitionError: in ENVIRONMENT=production, where a refused endpoint is
+            not stored at all.
+    """
+    if endpoint is None:
+        return []
+    policy = OutboundPolicy(allowed_hosts=settings.allowed_hosts)
+    try:
+        refusal = await asyncio.wait_for(
+            asyncio.to_thread(policy.refusal, endpoint), LOOKUP_TIMEOUT
+        )
+    except TimeoutError:
+        return []  # checked again on every call the worker makes
+    if refusal is None:
+        return []
+    message = f"the outbound policy refuses this endpoint, so its steps would fail: {refusal}"
+    if settings.environment == "production":
+        raise InvalidDefinitionError([{"loc": ["endpoint"], "msg": message, "type": "value_error"}])
+    return [message]
+
+
+def _with_warnings(content: Any, warnings: list[str]) -> Any:
+    return {**content, "warnings": warnings} if warnings and isinstance(content, dict) else content
+
 
 @router.post(
     "",
@@ -52,9 +91,14 @@ router = APIRouter(prefix="/services", tags=["services"], responses=error_respon
     },
 )
 async def register_service(
-    body: ServiceCreate, session: SessionDep, idempotency: IdempotencyDep
+    body: ServiceCreate, session: SessionDep, idempotency: IdempotencyDep, settings: SettingsDep
 ) -> JSONResponse:
-    """Register a service. Registering an identical definition again returns the stored one."""
+    """Register a service. Registering an identical definition again returns the stored one.
+
+    An endpoint the outbound policy refuses is stored with `warnings` (a 422 in
+    ENVIRONMENT=production).
+    """
+    warnings = await outbound_warnings(settings, str(body.endpoint))
 
     async def write() -> tuple[int, Any]:
         row, created = await services.register(session, body)
@@ -63,7 +107,7 @@ async def register_service(
     status_code, content = await write_once(
         session, idempotency, scope="POST /api/services", request=body, write=write
     )
-    return JSONResponse(content, status_code=status_code)
+    return JSONResponse(_with_warnings(content, warnings), status_code=status_code)
 
 
 @router.get("", response_model=ServicesPage)
@@ -98,9 +142,20 @@ async def get_service(service_id: str, request: Request, session: SessionDep) ->
     responses=error_responses(400, 404, 409, 413, 415),
 )
 async def update_service(
-    service_id: str, body: ServiceUpdate, session: SessionDep, idempotency: IdempotencyDep
+    service_id: str,
+    body: ServiceUpdate,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    settings: SettingsDep,
 ) -> JSONResponse:
-    """Update the fields sent. Running executions keep the definition they started with."""
+    """Update the fields sent. Running executions keep the definition they started with.
+
+    A new endpoint the outbound policy refuses is stored with `warnings` (a 422 in
+    ENVIRONMENT=production).
+    """
+    warnings = await outbound_warnings(
+        settings, str(body.endpoint) if body.endpoint is not None else None
+    )
 
     async def write() -> tuple[int, Any]:
         updated = await services.update(session, service_id, body, commit=False)
@@ -109,7 +164,7 @@ async def update_service(
     status_code, content = await write_once(
         session, idempotency, scope=f"PATCH /api/services/{service_id}", request=body, write=write
     )
-    return JSONResponse(content, status_code=status_code)
+    return JSONResponse(_with_warnings(content, warnings), status_code=status_code)
 
 
 @router.delete("/{service_id}", response_model=ServicePublic, responses=error_responses(404, 409))
@@ -210,30 +265,54 @@ async def start_service_action(
 async def get_service_health(
     service_id: str, session: SessionDep, http: HttpDep, settings: SettingsDep
 ) -> dict[str, Any]:
-    """Probe the service's health URL (GET {endpoint}{health_path}) with a short timeout."""
+    """Probe the service's health URL (GET {endpoint}{health_path}) with a short timeout.
+
+    `status` is healthy, unhealthy, or refused: the outbound policy refuses the URL (it is
+    not probed; ALLOWED_HOSTS lists the exceptions).
+    """
     row = await services.get_row(session, service_id)
     await session.close()
     url = row.endpoint + row.health_path
-    started = time.perf_counter()
-    status, error, code = "unhealthy", None, None
-    if not OutboundPolicy(allowed_hosts=settings.allowed_hosts).allows(url):
-        error = f"{url} is not in ALLOWED_HOSTS; not probed"
-    else:
-        try:
-            answer = await http.get(url, timeout=2.0, follow_redirects=False)
-            code = answer.status_code
-            if answer.is_success:
-                status = "healthy"
-            else:
-                error = f"HTTP {answer.status_code}"
-        except Exception as exc:  # noqa: BLE001 - any failure to answer is the finding
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return {
+    answer: dict[str, Any] = {
         "service_id": row.id,
         "name": row.name,
         "registry_status": row.status,
-        "status": status,
         "url": url,
+        "status_code": None,
+        "latency_ms": None,
+    }
+    try:
+        # The worker's policy, fail closed: a refused target is never connected to, so
+        # the answer says nothing of what listens there (no timing, no port state).
+        target = await resolve_checked(url, OutboundPolicy(allowed_hosts=settings.allowed_hosts))
+    except OutboundRefusedError as exc:
+        return {
+            **answer,
+            "status": "refused",
+            "last_error": f"not probed: refused by the outbound policy: {exc}",
+        }
+    except OutboundLookupError as exc:
+        return {**answer, "status": "unhealthy", "last_error": str(exc)}
+    started = time.perf_counter()
+    status, error, code = "unhealthy", None, None
+    try:
+        reply = await http.get(
+            target.url,
+            headers=target.headers,
+            extensions=target.extensions,
+            timeout=2.0,
+            follow_redirects=False,
+        )
+        code = reply.status_code
+        if reply.is_success:
+            status = "healthy"
+        else:
+            error = f"HTTP {reply.status_code}"
+    except Exception as exc:  # noqa: BLE001 - any failure to answer is the finding
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return {
+        **answer,
+        "status": status,
         "status_code": code,
         "latency_ms": round((time.perf_counter() - started) * 1000, 2),
         "last_error": error,
