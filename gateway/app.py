@@ -23,9 +23,10 @@ from temporalio.client import Client
 from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
 from executions.service import ExecutionService
-from gateway import errors
+from gateway import errors, openapi
 from gateway.content_type import RequireJsonBody
 from gateway.deps import require_api_key
+from gateway.methods import AllowEveryMethod
 from gateway.read_cache import InvalidateOnWrite, ReadCache
 from gateway.routes import codec, executions, health, services, workflows
 from registry.db import create_engine, migrate, session_factory
@@ -204,5 +205,7 @@ def create_app(
         prefixes=("/api/services", "/api/workflows"),
     )
     app.add_middleware(RequireJsonBody)
+    app.add_middleware(AllowEveryMethod, document=lambda: app.openapi())
+    openapi.install(app, max_execute_timeout=settings.max_execute_timeout)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -92,7 +92,7 @@ class ServiceCreate(_Strict):
     actions: list[ActionIn] = Field(min_length=1, max_length=MAX_ACTIONS)
     metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
     status: DefinitionStatus = DefinitionStatus.ACTIVE
-    health_path: str = Field(default="/health", max_length=500)
+    health_path: str = Field(default="/health", max_length=500, json_schema_extra={"pattern": "^/"})
 
     _check_health_path = field_validator("health_path")(_health_path)
 
@@ -104,7 +104,9 @@ class ServiceUpdate(_Strict):
     actions: list[ActionIn] | None = Field(default=None, min_length=1, max_length=MAX_ACTIONS)
     metadata: dict[str, Any] | None = Field(default=None, max_length=MAX_METADATA_KEYS)
     status: DefinitionStatus | None = None
-    health_path: str | None = Field(default=None, max_length=500)
+    health_path: str | None = Field(
+        default=None, max_length=500, json_schema_extra={"pattern": "^/"}
+    )
 
     _check_health_path = field_validator("health_path")(_health_path)
 

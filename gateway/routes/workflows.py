@@ -232,6 +232,7 @@ async def list_workflow_executions(
     Follow `next_page_token` from page to page; `page=` reaches at most MAX_LIST_OFFSET
     executions deep (page * per_page).
     """
+    page_token = page_token or None
     if page_token is None and paging.page * paging.per_page > MAX_LIST_OFFSET:
         raise RequestValidationError(
             [
@@ -252,5 +253,5 @@ async def list_workflow_executions(
         status=status,
         page=paging.page,
         per_page=paging.per_page,
-        page_token=page_token or None,
+        page_token=page_token,
     )

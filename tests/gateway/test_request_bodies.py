@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 from tests.support.builders import action, service
@@ -75,3 +76,29 @@ async def test_a_json_body_that_cannot_be_read_is_400_or_422_with_json(api, cont
     )
     assert answer.status_code in (400, 422), answer.text
     assert "detail" in answer.json()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/services", "GET, POST"),
+        ("POST", "/services/some-id", "DELETE, GET, PATCH"),
+        ("DELETE", "/workflows/some-id/executions", "GET, POST"),
+    ],
+)
+async def test_a_method_the_path_does_not_support_is_405_naming_every_allowed_one(
+    api, method, path, allowed
+):
+    answer = await api.request(method, path, json={})
+    assert answer.status_code == 405, answer.text
+    assert answer.headers["allow"] == allowed
+
+
+async def test_the_schema_states_the_execute_timeout_this_gateway_allows(stack):
+    root = stack.url.removesuffix("/api")
+    async with httpx.AsyncClient() as client:
+        document = (await client.get(f"{root}/openapi.json")).json()
+    operation = document["paths"]["/api/workflows/{workflow_id}/execute"]["post"]
+    timeout = next(p for p in operation["parameters"] if p["name"] == "timeout")
+    assert "maximum" in str(timeout["schema"])
+    assert "'maximum': 300" in str(timeout["schema"]), timeout  # MAX_EXECUTE_TIMEOUT
