@@ -37,6 +37,10 @@ PASSTHROUGH_MODULES = (
     "definitions",
     "jsonata",
     "workflows.dataflow",
+    # Workflow code, deterministic by review and by the replay gate: shared rather than
+    # re-imported (and, without .pyc files, recompiled) for every workflow run.
+    "workflows.interpreter",
+    "workflows.tasks",
     "core.temporal",
     "pydantic",
     "pydantic_core",
