@@ -2,6 +2,7 @@
 
     NotFoundError                         404  {detail, resource_type, resource_id}
     ConflictError, NotRunnableError       409  {detail, resource_type, resource_id}
+    StaleDataError                        409  {detail}: changed by a concurrent request
     UnsupportedMediaTypeError             415  {detail}: send application/json
     RequestValidationError                422  {detail: [{loc, msg, type, input?, ctx?}]}
     InvalidDefinitionError                422  the registry's problems, located in "body"
@@ -35,6 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from temporalio.service import RPCError, RPCStatusCode
 
 from definitions.json_values import answerable
@@ -153,6 +155,16 @@ def _unavailable(component: Literal["database", "temporal"]) -> Callable[[Except
     return answer
 
 
+def _stale(_: StaleDataError) -> Answer:
+    return Answer(
+        409,
+        {
+            "detail": "the resource was changed or deleted by another request at the same "
+            "time; read it again, then retry"
+        },
+    )
+
+
 def _unsupported_media_type(exc: UnsupportedMediaTypeError) -> Answer:
     return Answer(415, {"detail": str(exc)}, {"Accept": "application/json"})
 
@@ -225,6 +237,7 @@ ERROR_TABLE: dict[type[Exception], Callable[[Any], Answer]] = {
     NotFoundError: _resource(404),
     ConflictError: _resource(409),
     NotRunnableError: _resource(409),
+    StaleDataError: _stale,
     UnsupportedMediaTypeError: _unsupported_media_type,
     RequestValidationError: _request_problems,
     InvalidDefinitionError: _definition_problems,

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.orm.exc import StaleDataError
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.settings import Settings
@@ -114,3 +115,9 @@ def test_every_exception_takes_the_entry_of_its_nearest_type():
     assert Exception in ERROR_TABLE
     assert answer_for(Special("x")).status_code == 500
     assert answer_for(ConnectionRefusedError()).status_code == 503
+
+
+def test_a_row_changed_by_a_concurrent_request_is_409_not_500():
+    answer = answer_for(StaleDataError("UPDATE statement on table 'services' matched 0 rows"))
+    assert answer.status_code == 409
+    assert "another request" in answer.body["detail"]
