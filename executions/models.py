@@ -72,9 +72,9 @@ class ExecutionPublic(BaseModel):
     status: ExecutionStatus
     input: Any = Field(
         default=None,
-        description="the input the execution was started with: a JSON object when started "
-        "through the API; any JSON value when started with a Temporal SDK or CLI (an input "
-        "that is no object fails the execution at once with error_type InvalidStart)",
+        description="the input the execution was started with: a JSON object (an SDK start "
+        "by name with any other input fails at once, before it becomes an execution of a "
+        "stored workflow, and is not answered here)",
     )
     context: dict[str, Any] = Field(default_factory=dict)
     result: dict[str, Any] | None = None
