@@ -29,7 +29,7 @@ from definitions.contract import (
     WORKFLOW_VERSION_KEY,
     ExecutionMemo,
 )
-from definitions.models import ExecutionOptions, PinnedDefinition
+from definitions.models import ExecutionOptions, PinnedDefinition, StepMock
 from definitions.signing import definition_signatures
 from executions.errors import InvalidPageTokenError, TemporalUnavailableError
 from executions.history import (
@@ -161,8 +161,13 @@ class ExecutionService:
         request: ExecuteRequest,
         *,
         execution_id: str,
+        mocks: dict[str, StepMock] | None = None,
     ) -> WorkflowHandle[Any, Any]:
-        """Start an execution of a pinned definition; an existing id is reused, not restarted."""
+        """Start an execution of a pinned definition; an existing id is reused, not restarted.
+
+        Args:
+            mocks: a test run (POST /workflows/{id}/test): what mocked steps answer.
+        """
         workflow_type = (
             definition.name
             if definition.kind == "workflow"
@@ -185,6 +190,7 @@ class ExecutionService:
                         context=request.context,
                         # Empty without DEFINITION_SIGNING_KEY, and then left out of the payload.
                         signatures=definition_signatures(self._signing_key, definition),
+                        mocks=mocks or {},
                     ),
                 ],
                 id=execution_id,

@@ -17,6 +17,7 @@ from definitions.models import (
     WORKFLOW_NAME_PATTERN,
     ActionSpec,
     RetryPolicySpec,
+    StepMock,
     StepSpec,
 )
 
@@ -130,35 +131,102 @@ class ServicePublic(BaseModel):
     )
 
 
-class WorkflowCreate(_Strict):
+_STEPS_DESCRIPTION = (
+    "the seed's chain, [{id, service, action, next}], or steps of the workflow language "
+    "(types task, choice, parallel, map, wait, workflow, succeed, fail; docs/workflow-language.md)"
+)
+
+
+class _FlowFields(_Strict):
+    """The workflow language's top-level fields; a definition that sets one is a flow."""
+
+    start_at: str | None = Field(default=None, description="the entry step of a flow")
+    output: Any = Field(default=None, description="a flow's result (expressions allowed)")
+    input_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema of the input, checked at start (422)"
+    )
+    max_steps: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="a flow's step budget; loops need it"
+    )
+
+    def top_level(self) -> dict[str, Any]:
+        return {
+            "start_at": self.start_at,
+            "output": self.output,
+            "input_schema": self.input_schema,
+            "max_steps": self.max_steps,
+        }
+
+
+class WorkflowCreate(_FlowFields):
     name: str = Field(pattern=WORKFLOW_NAME_PATTERN, examples=["document-sentiment"])
     description: str = Field(default="", max_length=2000)
-    steps: list[StepIn] = Field(min_length=1, max_length=MAX_STEPS)
+    steps: list[dict[str, Any]] = Field(
+        min_length=1, max_length=MAX_STEPS, description=_STEPS_DESCRIPTION
+    )
     metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
     status: DefinitionStatus = DefinitionStatus.ACTIVE
     mode: WorkflowMode = WorkflowMode.STANDARD
 
 
-class WorkflowUpdate(_Strict):
+class WorkflowUpdate(_FlowFields):
+    """Fields sent replace the stored ones; steps and the flow fields go together (sending
+    steps without them makes a flow's top-level fields empty)."""
+
     name: str | None = Field(default=None, pattern=WORKFLOW_NAME_PATTERN)
     description: str | None = Field(default=None, max_length=2000)
-    steps: list[StepIn] | None = Field(default=None, min_length=1, max_length=MAX_STEPS)
+    steps: list[dict[str, Any]] | None = Field(
+        default=None, min_length=1, max_length=MAX_STEPS, description=_STEPS_DESCRIPTION
+    )
     metadata: dict[str, Any] | None = Field(default=None, max_length=MAX_METADATA_KEYS)
     status: DefinitionStatus | None = None
     mode: WorkflowMode | None = None
+
+
+def _unset(value: Any) -> bool:
+    return value is None or value == []
 
 
 class WorkflowPublic(BaseModel):
     id: str
     name: str
     description: str
-    steps: list[StepSpec]
+    steps: list[dict[str, Any]]
     metadata: dict[str, Any]
     status: DefinitionStatus
     mode: WorkflowMode = WorkflowMode.STANDARD
     version: int
     created_at: datetime
     updated_at: datetime
+    kind: str = Field(default="chain", description="'chain' (the seed's format) or 'flow'")
+    start_at: str | None = Field(default=None, exclude_if=_unset)
+    output: Any = Field(default=None, exclude_if=_unset)
+    input_schema: dict[str, Any] | None = Field(default=None, exclude_if=_unset)
+    max_steps: int | None = Field(default=None, exclude_if=_unset)
+    warnings: list[dict[str, Any]] | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="what the save-time checks found without refusing the definition",
+    )
+
+
+class WorkflowTest(_Strict):
+    """POST /api/workflows/{id}/test: an input, and what mocked steps answer."""
+
+    input: dict[str, Any] = Field(default_factory=dict, description="the workflow input")
+    context: dict[str, Any] = Field(default_factory=dict)
+    mocks: dict[str, StepMock] = Field(
+        default_factory=dict,
+        description="task step id -> {output} or {error: {type, status_code, message}}",
+    )
+
+
+class WorkflowValidation(BaseModel):
+    """The answer of POST /api/workflows/validate for a definition that could be stored."""
+
+    valid: bool = True
+    kind: str
+    warnings: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class Page(BaseModel, Generic[T]):

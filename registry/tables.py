@@ -60,6 +60,7 @@ class WorkflowRow(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonType)
     status: Mapped[str] = mapped_column(String(16), index=True)
     mode: Mapped[str] = mapped_column(String(16), default="standard")
+    flow: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True, default=None)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -79,6 +80,7 @@ class WorkflowVersionRow(Base):
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonType)
     mode: Mapped[str] = mapped_column(String(16), default="standard")
+    flow: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -6,11 +6,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from jsonschema import SchemaError
+from jsonschema import Draft202012Validator, SchemaError
 from jsonschema.validators import validator_for
 
+from definitions.flow_checks import check_flow
 from definitions.graph import Problem, problem, validate_graph
+from definitions.language import Flow, MapStep, ParallelStep, TaskStep, iter_steps
 from definitions.models import ActionSpec, StepSpec
+from definitions.schema_rules import pattern_problems
 
 MAX_SCHEMA_BYTES = 64 * 1024
 MAX_SCHEMA_DEPTH = 32
@@ -62,6 +65,10 @@ def validate_actions(actions: Sequence[ActionSpec]) -> list[Problem]:
                         f"{where}: {exc.message}",
                     )
                 )
+                continue
+            # Patterns run on RE2 in linear time; one it cannot run is refused here.
+            for inner, message in pattern_problems(schema):
+                problems.append(problem([*loc, *inner], message))
     return problems
 
 
@@ -97,3 +104,75 @@ def validate_steps(
                 )
             )
     return problems
+
+
+def validate_flow(
+    flow: Flow, services: dict[str, list[ActionSpec]], *, workflow_name: str
+) -> tuple[list[Problem], list[Problem]]:
+    """A flow's problems and warnings: the language's checks (definitions/flow_checks.py),
+    every task naming a registered service and action, and its input_schema.
+
+    Args:
+        flow: the definition.
+        services: the registered services its tasks name, with their actions.
+        workflow_name: used in the messages.
+    """
+    locations = _task_locations(flow)
+
+    def output_schema(step: TaskStep) -> dict[str, Any] | None:
+        for action in services.get(step.service, []):
+            if action.name == step.action:
+                return action.output_schema
+        return None
+
+    problems, warnings = check_flow(flow, output_schema=output_schema)
+    for step in (s for s in iter_steps(flow.steps) if isinstance(s, TaskStep)):
+        loc = locations[step.id]
+        actions = services.get(step.service)
+        if actions is None:
+            problems.append(
+                problem(
+                    [*loc, "service"],
+                    f"workflow '{workflow_name}' step '{step.id}' references unknown service "
+                    f"'{step.service}'; register it first (POST /api/services) or fix the name",
+                )
+            )
+        elif step.action not in [a.name for a in actions]:
+            problems.append(
+                problem(
+                    [*loc, "action"],
+                    f"workflow '{workflow_name}' references unknown action '{step.action}' "
+                    f"of service '{step.service}'; registered actions: "
+                    f"{', '.join(a.name for a in actions)}",
+                )
+            )
+    if flow.input_schema is not None:
+        try:
+            validator_for(flow.input_schema, default=Draft202012Validator).check_schema(
+                flow.input_schema
+            )
+        except SchemaError as exc:
+            problems.append(
+                problem(["input_schema"], f"input_schema is not a valid JSON Schema: {exc.message}")
+            )
+        for where, message in pattern_problems(flow.input_schema):
+            problems.append(problem(["input_schema", *where], message))
+    return problems, warnings
+
+
+def _task_locations(flow: Flow) -> dict[str, list[str | int]]:
+    """Where each task step is in the definition (["steps", 2, "branches", 0, "steps", 1])."""
+    out: dict[str, list[str | int]] = {}
+
+    def walk(steps: Sequence[Any], loc: list[str | int]) -> None:
+        for index, step in enumerate(steps):
+            here = [*loc, "steps", index]
+            out.setdefault(step.id, here)
+            if isinstance(step, ParallelStep):
+                for number, branch in enumerate(step.branches):
+                    walk(branch.steps, [*here, "branches", number])
+            elif isinstance(step, MapStep):
+                walk(step.steps, here)
+
+    walk(flow.steps, [])
+    return out

@@ -10,8 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from definitions.graph import step_order
+from definitions.flow_graph import chain_graph, flow_graph
+from definitions.graph import Problem, problem, step_order
+from definitions.language import Flow, TaskStep, entry_of, iter_steps
 from definitions.models import ActionSpec, PinnedDefinition, PinnedStep, StepSpec
+from definitions.parsing import Parsed, parse_definition, stored_steps
 from registry import services
 from registry.errors import ConflictError, InvalidDefinitionError, NotFoundError, NotRunnableError
 from registry.schemas import (
@@ -22,45 +25,56 @@ from registry.schemas import (
     WorkflowUpdate,
 )
 from registry.tables import ServiceRow, WorkflowRow, WorkflowVersionRow, utcnow
-from registry.validation import validate_steps
+from registry.validation import validate_flow, validate_steps
 
 RESOURCE = "workflow"
 
 
 def to_public(
-    row: WorkflowRow | WorkflowVersionRow, *, of: WorkflowRow | None = None
+    row: WorkflowRow | WorkflowVersionRow,
+    *,
+    of: WorkflowRow | None = None,
+    warnings: list[Problem] | None = None,
 ) -> WorkflowPublic:
     """The public form of a workflow, or of one of its versions (`of` is its workflow)."""
+    flow = row.flow or {}
     if isinstance(row, WorkflowVersionRow):
         assert of is not None
-        return WorkflowPublic(
-            id=of.id,
-            name=row.name,
-            description=row.description,
-            steps=[StepSpec.model_validate(s) for s in row.steps],
-            metadata=row.metadata_,
-            status=DefinitionStatus(of.status),
-            mode=WorkflowMode(row.mode),
-            version=row.version,
-            created_at=of.created_at,
-            updated_at=row.created_at,
-        )
+        owner, status, updated_at = of, of.status, row.created_at
+    else:
+        owner, status, updated_at = row, row.status, row.updated_at
     return WorkflowPublic(
-        id=row.id,
+        id=owner.id,
         name=row.name,
         description=row.description,
-        steps=[StepSpec.model_validate(s) for s in row.steps],
+        steps=list(row.steps),
         metadata=row.metadata_,
-        status=DefinitionStatus(row.status),
+        status=DefinitionStatus(status),
         mode=WorkflowMode(row.mode),
         version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        created_at=owner.created_at,
+        updated_at=updated_at,
+        kind="flow" if row.flow is not None else "chain",
+        start_at=flow.get("start_at"),
+        output=flow.get("output"),
+        input_schema=flow.get("input_schema"),
+        max_steps=flow.get("max_steps"),
+        warnings=[public_problem(w) for w in warnings or []] or None,
     )
 
 
-def _dump_steps(steps: Sequence[StepSpec]) -> list[dict[str, Any]]:
-    return [s.model_dump(mode="json") for s in steps]
+def public_problem(found: Problem) -> Problem:
+    """A problem or warning located in the request body, as the API answers it."""
+    return {**found, "loc": ["body", *found["loc"]]}
+
+
+def _flow_column(parsed: Parsed) -> dict[str, Any] | None:
+    """A flow's top-level fields as stored (None for the seed's chain)."""
+    if parsed.flow is None:
+        return None
+    return parsed.flow.model_dump(
+        mode="json", include={"start_at", "output", "input_schema", "max_steps"}
+    )
 
 
 async def _services_named(session: AsyncSession, names: set[str]) -> dict[str, ServiceRow]:
@@ -68,12 +82,34 @@ async def _services_named(session: AsyncSession, names: set[str]) -> dict[str, S
     return {row.name: row for row in rows}
 
 
-async def _check_steps(session: AsyncSession, steps: Sequence[StepSpec], name: str) -> None:
-    rows = await _services_named(session, {s.service for s in steps})
-    actions = {n: [ActionSpec.model_validate(a) for a in r.actions] for n, r in rows.items()}
-    problems = validate_steps(steps, actions, workflow_name=name)
+async def check_definition(
+    session: AsyncSession, steps: Sequence[Any], top_level: dict[str, Any], name: str
+) -> tuple[Parsed, list[Problem]]:
+    """Parse and check a definition against the registry; its warnings.
+
+    Raises:
+        InvalidDefinitionError: with every problem found.
+    """
+    parsed = parse_definition(steps, top_level)
+    if parsed.problems:
+        raise InvalidDefinitionError(parsed.problems)
+    if parsed.chain is not None:
+        rows = await _services_named(session, {s.service for s in parsed.chain})
+        actions = _actions(rows)
+        problems = validate_steps(parsed.chain, actions, workflow_name=name)
+        warnings: list[Problem] = []
+    else:
+        assert parsed.flow is not None
+        tasks = [s for s in iter_steps(parsed.flow.steps) if isinstance(s, TaskStep)]
+        rows = await _services_named(session, {t.service for t in tasks})
+        problems, warnings = validate_flow(parsed.flow, _actions(rows), workflow_name=name)
     if problems:
         raise InvalidDefinitionError(problems)
+    return parsed, warnings
+
+
+def _actions(rows: dict[str, ServiceRow]) -> dict[str, list[ActionSpec]]:
+    return {n: [ActionSpec.model_validate(a) for a in r.actions] for n, r in rows.items()}
 
 
 async def get_row(session: AsyncSession, workflow_id: str) -> WorkflowRow:
@@ -102,10 +138,11 @@ async def get_by_name(session: AsyncSession, name: str) -> WorkflowRow | None:
     return (await session.execute(select(WorkflowRow).where(WorkflowRow.name == name))).scalar()
 
 
-def _same_definition(row: WorkflowRow, body: WorkflowCreate) -> bool:
+def _same_definition(row: WorkflowRow, body: WorkflowCreate, parsed: Parsed) -> bool:
     return (
         row.description == body.description
-        and row.steps == _dump_steps(body.steps)
+        and row.steps == stored_steps(parsed)
+        and row.flow == _flow_column(parsed)
         and row.metadata_ == body.metadata
         and row.status == body.status.value
         and row.mode == body.mode.value
@@ -130,28 +167,33 @@ def _version_row(row: WorkflowRow) -> WorkflowVersionRow:
         steps=row.steps,
         metadata_=row.metadata_,
         mode=row.mode,
+        flow=row.flow,
         created_at=row.updated_at,
     )
 
 
-async def create(session: AsyncSession, body: WorkflowCreate) -> tuple[WorkflowRow, bool]:
+async def create(
+    session: AsyncSession, body: WorkflowCreate
+) -> tuple[WorkflowRow, bool, list[Problem]]:
     """Store a new workflow at version 1, or return the stored one if it is identical.
 
     Flushed, not committed: the caller commits it in one transaction with the answer it
     stores for the request's Idempotency-Key (gateway/idempotency.py `write_once`).
     """
+    parsed = parse_definition(body.steps, body.top_level())
     existing = await get_by_name(session, body.name)
     if existing is not None:
-        if _same_definition(existing, body):
-            return existing, False
+        if not parsed.problems and _same_definition(existing, body, parsed):
+            return existing, False, []
         raise _name_taken(existing)
-    await _check_steps(session, body.steps, body.name)
+    parsed, warnings = await check_definition(session, body.steps, body.top_level(), body.name)
     now = utcnow()
     row = WorkflowRow(
         id=str(uuid.uuid4()),
         name=body.name,
         description=body.description,
-        steps=_dump_steps(body.steps),
+        steps=stored_steps(parsed),
+        flow=_flow_column(parsed),
         metadata_=body.metadata,
         status=body.status.value,
         mode=body.mode.value,
@@ -165,14 +207,14 @@ async def create(session: AsyncSession, body: WorkflowCreate) -> tuple[WorkflowR
     except IntegrityError:
         await session.rollback()
         existing = await get_by_name(session, body.name)
-        if existing is not None and _same_definition(existing, body):
-            return existing, False
+        if existing is not None and _same_definition(existing, body, parsed):
+            return existing, False, []
         if existing is not None:
             raise _name_taken(existing) from None
         raise
     session.add(_version_row(row))
     await session.flush()
-    return row, True
+    return row, True, warnings
 
 
 async def update(
@@ -201,11 +243,22 @@ async def update(
             )
     name = body.name or row.name
     new_version = False
-    if body.steps is not None:
-        await _check_steps(session, body.steps, name)
-        steps = _dump_steps(body.steps)
-        new_version = steps != row.steps
-        row.steps = steps
+    warnings: list[Problem] = []
+    flow_fields = {"start_at", "output", "input_schema", "max_steps"} & body.model_fields_set
+    if body.steps is not None or flow_fields:
+        # Steps and the flow's top-level fields are checked together: a PATCH of one
+        # keeps the stored other.
+        stored_top = dict(row.flow or {})
+        top_level = (
+            body.top_level()
+            if body.steps is not None
+            else {**stored_top, **{f: getattr(body, f) for f in flow_fields}}
+        )
+        steps_in = body.steps if body.steps is not None else row.steps
+        parsed, warnings = await check_definition(session, steps_in, top_level, name)
+        steps, flow = stored_steps(parsed), _flow_column(parsed)
+        new_version = steps != row.steps or flow != row.flow
+        row.steps, row.flow = steps, flow
     row.name = name
     if body.description is not None:
         row.description = body.description
@@ -230,7 +283,7 @@ async def update(
                 row.mode,
             )
     await session.flush()
-    public = to_public(row)
+    public = to_public(row, warnings=warnings)
     if commit:
         await session.commit()
     return public
@@ -310,9 +363,18 @@ async def pin(session: AsyncSession, row: WorkflowRow) -> PinnedDefinition:
             resource_type=RESOURCE,
             resource_id=row.id,
         )
-    steps = [StepSpec.model_validate(s) for s in row.steps]
-    rows = await _services_named(session, {s.service for s in steps})
     where = f"workflow '{row.name}'"
+    flow = Flow.model_validate({"steps": row.steps, **row.flow}) if row.flow is not None else None
+    steps = (
+        [
+            StepSpec(id=t.id, service=t.service, action=t.action, next=None)
+            for t in iter_steps(flow.steps)
+            if isinstance(t, TaskStep)
+        ]
+        if flow is not None
+        else [StepSpec.model_validate(s) for s in row.steps]
+    )
+    rows = await _services_named(session, {s.service for s in steps})
     low_latency = row.mode == WorkflowMode.LOW_LATENCY.value
     pinned = [
         _pinned_step(s, _runnable_service(rows.get(s.service), s.service, where), where)
@@ -329,8 +391,9 @@ async def pin(session: AsyncSession, row: WorkflowRow) -> PinnedDefinition:
         name=row.name,
         version=row.version,
         low_latency=low_latency,
-        entry=step_order(steps)[0],
+        entry=entry_of(flow) if flow is not None else step_order(steps)[0],
         steps=pinned,
+        flow=flow,
     )
 
 
@@ -362,3 +425,42 @@ async def pin_action(session: AsyncSession, service_id: str, action: str) -> Pin
         entry=step.id,
         steps=[_pinned_step(step, service, where)],
     )
+
+
+async def graph(session: AsyncSession, workflow_id: str, version: int | None) -> dict[str, Any]:
+    """The nodes and edges of a workflow's definition (of `version`, default the current)."""
+    row = await get_row(session, workflow_id)
+    if version is not None and version != row.version:
+        stored = await session.get(WorkflowVersionRow, (workflow_id, version))
+        if stored is None:
+            raise NotFoundError(
+                "workflow version",
+                f"{workflow_id}@{version}",
+                hint=f"versions 1 to {row.version} exist",
+            )
+        steps, flow = stored.steps, stored.flow
+    else:
+        steps, flow = row.steps, row.flow
+    if flow is not None:
+        return flow_graph(Flow.model_validate({"steps": steps, **flow}))
+    return chain_graph([StepSpec.model_validate(s) for s in steps])
+
+
+def check_mocks(definition: PinnedDefinition, mocks: dict[str, Any]) -> None:
+    """Every mock names a task step of the definition.
+
+    Raises:
+        InvalidDefinitionError: one problem per mock that names no task step.
+    """
+    tasks = {step.id for step in definition.steps}
+    problems = [
+        problem(
+            ["mocks", step_id],
+            f"'{step_id}' is not a task step of workflow '{definition.name}'; task steps: "
+            f"{', '.join(sorted(tasks))}",
+        )
+        for step_id in mocks
+        if step_id not in tasks
+    ]
+    if problems:
+        raise InvalidDefinitionError(problems)

@@ -6,7 +6,8 @@ from fastapi import Response
 from fastapi.exceptions import RequestValidationError
 
 from core.settings import Settings
-from definitions.models import PinnedDefinition
+from definitions.json_schema import violations
+from definitions.models import PinnedDefinition, StepMock
 from executions.models import ExecuteRequest, ExecutionPublic, ExecutionStarted
 from executions.service import ExecutionService
 
@@ -43,6 +44,29 @@ def with_request_id(body: ExecuteRequest, request_id: str | None) -> ExecuteRequ
     return body.model_copy(update={"context": {**body.context, "request_id": request_id}})
 
 
+def check_input(definition: PinnedDefinition, body: ExecuteRequest) -> None:
+    """A flow's input_schema, checked before anything starts.
+
+    Raises:
+        RequestValidationError: the input breaks the schema (one entry per violation).
+    """
+    schema = definition.flow.input_schema if definition.flow is not None else None
+    if schema is None:
+        return
+    problems = violations(schema, body.input_data, limit=20)
+    if problems:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "input_data"),
+                    "msg": f"the input does not match the workflow's input_schema: {found}",
+                    "type": "value_error",
+                }
+                for found in problems
+            ]
+        )
+
+
 async def start_and_point(
     executions: ExecutionService,
     definition: PinnedDefinition,
@@ -51,6 +75,7 @@ async def start_and_point(
     response: Response,
 ) -> ExecutionStarted:
     """Start without waiting: 202 with where to follow the execution."""
+    check_input(definition, body)
     handle = await executions.start(definition, body, execution_id=execution_id)
     status_url = f"/api/executions/{execution_id}"
     response.headers["Location"] = status_url
@@ -67,9 +92,11 @@ async def run_and_answer(
     execution_id: str,
     timeout: float,
     response: Response,
+    mocks: dict[str, StepMock] | None = None,
 ) -> ExecutionPublic:
     """200 with the closed record, or 202 with the running one when the timeout ran out."""
-    handle = await executions.start(definition, body, execution_id=execution_id)
+    check_input(definition, body)
+    handle = await executions.start(definition, body, execution_id=execution_id, mocks=mocks)
     closed = await executions.wait(handle, timeout)
     record = await executions.get(execution_id)
     response.headers["Location"] = f"/api/executions/{execution_id}"

@@ -15,6 +15,7 @@ from executions.models import (
     ExecutionsPage,
     ExecutionStarted,
     ExecutionStatus,
+    new_execution_id,
 )
 from executions.service import MAX_LIST_OFFSET
 from gateway.deps import (
@@ -40,7 +41,9 @@ from registry.schemas import (
     WorkflowCreate,
     WorkflowPublic,
     WorkflowsPage,
+    WorkflowTest,
     WorkflowUpdate,
+    WorkflowValidation,
 )
 from registry.tables import WorkflowRow
 
@@ -62,13 +65,30 @@ async def create_workflow(
     """Store a workflow at version 1 after checking its steps against the registry."""
 
     async def write() -> tuple[int, Any]:
-        row, created = await workflows.create(session, body)
-        return (201 if created else 200), jsonable_encoder(workflows.to_public(row))
+        row, created, warnings = await workflows.create(session, body)
+        public = workflows.to_public(row, warnings=warnings)
+        return (201 if created else 200), jsonable_encoder(public)
 
     status_code, content = await write_once(
         session, idempotency, scope="POST /api/workflows", request=body, write=write
     )
     return JSONResponse(content, status_code=status_code)
+
+
+@router.post(
+    "/validate",
+    response_model=WorkflowValidation,
+    responses=error_responses(400, 413, 415),
+)
+async def validate_workflow(body: WorkflowCreate, session: SessionDep) -> WorkflowValidation:
+    """Check a definition as POST /api/workflows would, without storing it: 422 with every
+    problem, or 200 with the warnings."""
+    parsed, warnings = await workflows.check_definition(
+        session, body.steps, body.top_level(), body.name
+    )
+    return WorkflowValidation(
+        kind=parsed.kind, warnings=[workflows.public_problem(w) for w in warnings]
+    )
 
 
 @router.get("", response_model=WorkflowsPage)
@@ -181,6 +201,57 @@ async def execute_workflow(
         execution_id=execution_id,
         timeout=wait,
         response=response,
+    )
+
+
+@router.get(
+    "/{workflow_id}/graph",
+    responses=error_responses(404),
+)
+async def get_workflow_graph(
+    workflow_id: str,
+    session: SessionDep,
+    version: Annotated[int | None, Query(ge=1, description="an earlier version")] = None,
+) -> dict[str, Any]:
+    """The definition as nodes (id, type, label, parent, branch) and edges (from, to, route):
+    `next`, a choice's condition or `default`, a catch, a parallel's branches, a map's items."""
+    return await workflows.graph(session, workflow_id, version)
+
+
+@router.post(
+    "/{workflow_id}/test",
+    response_model=ExecutionPublic,
+    responses={
+        202: {"description": "still running when the timeout ran out"},
+        **error_responses(400, 404, 409, 413, 415),
+    },
+)
+async def test_workflow(
+    workflow_id: str,
+    body: WorkflowTest,
+    session: SessionDep,
+    executions: ExecutionsDep,
+    settings: SettingsDep,
+    response: Response,
+    timeout: Annotated[
+        float | None, Query(gt=0, le=3600, description="seconds to wait for the end")
+    ] = None,
+) -> ExecutionPublic:
+    """Run the definition on the real engine with per-step mocks: a mocked step answers its
+    `output` or fails with its `error` and calls no service; the others run as usual.
+    Answers the execution's record."""
+    wait = execute_timeout(timeout, settings)
+    definition = await workflows.pin(session, await workflows.get_row(session, workflow_id))
+    workflows.check_mocks(definition, body.mocks)
+    await session.close()
+    return await run_and_answer(
+        executions,
+        definition,
+        ExecuteRequest(input_data=body.input, context=body.context),
+        execution_id=new_execution_id(),
+        timeout=wait,
+        response=response,
+        mocks=body.mocks,
     )
 
 
