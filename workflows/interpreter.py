@@ -21,8 +21,9 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from definitions.contract import STEP_FAILED, StepFailure
+    from definitions.contract import INVALID_START, STEP_FAILED, StepFailure
     from definitions.expressions import Evaluator, ExpressionError
+    from definitions.json_schema import violations
     from definitions.language import (
         Catch,
         ChoiceStep,
@@ -203,6 +204,17 @@ class FlowRun:
     # ------------------------------------------------------------------ entry
 
     async def run(self) -> Any:
+        schema = self.flow.input_schema
+        if schema is not None and self.resume is None and workflow.patched("flow-input-schema"):
+            problems = violations(schema, self.input, limit=10)
+            if problems:
+                # The gateway refuses such an input with a 422; a start by name with the
+                # SDK fails here, at once, saying what is wrong.
+                raise ApplicationError(
+                    f"the input does not match the workflow's input_schema: {'; '.join(problems)}",
+                    type=INVALID_START,
+                    non_retryable=True,
+                )
         top = Scope(
             outputs=dict(self.resume.outputs) if self.resume else {},
             variables=dict(self.resume.variables) if self.resume else dict(self.outer_vars),

@@ -564,3 +564,14 @@ async def test_mocked_steps_answer_their_mock_and_call_no_service(run) -> None:
     )
     assert result["echo"] == {"code": 404}
     assert [c.step_id for c in run.services.calls] == ["caught"]
+
+
+async def test_input_against_the_input_schema_fails_at_once(run) -> None:
+    flow = {
+        "input_schema": {"type": "object", "required": ["n"]},
+        "steps": [task("a", input={"n": "{% $input.n %}"})],
+    }
+    cause = await failure_of(run, flow, {"m": 1})
+    assert cause.type == "InvalidStart" and "'n' is a required property" in cause.message
+    assert run.services.calls == []
+    assert (await run(flow, {"n": 1}))["echo"] == {"n": 1}
