@@ -10,8 +10,10 @@ of activities in flight, which the history only records once they end.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +22,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.converter import DataConverter
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, TimeoutError
 
 from definitions.contract import (
     LOAD_DEFINITION_ACTIVITY,
@@ -28,8 +30,26 @@ from definitions.contract import (
     WORKFLOW_ID_KEY,
     StepFailure,
 )
+from definitions.language import (
+    ChoiceStep,
+    FailStep,
+    Flow,
+    MapStep,
+    ParallelStep,
+    SucceedStep,
+    TaskStep,
+    WaitStep,
+    WorkflowStep,
+    entry_of,
+)
 from definitions.models import ExecutionOptions, PinnedDefinition
-from executions.models import ExecutionError, ExecutionPublic, ExecutionStatus, StepState
+from executions.models import (
+    STEP_VALUE_LIMIT,
+    ExecutionError,
+    ExecutionPublic,
+    ExecutionStatus,
+    StepState,
+)
 
 FROM_TEMPORAL = {
     WorkflowExecutionStatus.RUNNING: ExecutionStatus.RUNNING,
@@ -213,9 +233,15 @@ class _Record:
         input_data, options = await self._start_arguments()
         definition = options.definition or await self._loaded_definition()
         result, error = await self._outcome(status)
-        steps = await self._steps(definition)
+        if definition is not None and definition.flow is not None:
+            steps = await self._flow_steps(definition.flow, options, closing, result, error)
+        else:
+            steps = await self._steps(definition)
         if error is not None and error.step_id is not None:
-            failed = next((s for s in steps if s.id == error.step_id), None)
+            failed = next(
+                (s for s in reversed(steps) if s.id == error.step_id and s.error is not None),
+                None,
+            ) or next((s for s in steps if s.id == error.step_id), None)
             if failed is not None and failed.attempts:
                 error.attempts = failed.attempts
         return ExecutionPublic(
@@ -281,13 +307,12 @@ class _Record:
     async def _definition(self, payloads: Sequence[Any]) -> PinnedDefinition:
         return (await self._converter.decode(list(payloads), [PinnedDefinition]))[0]
 
-    async def _outcome(
-        self, status: ExecutionStatus
-    ) -> tuple[dict[str, Any] | None, ExecutionError | None]:
+    async def _outcome(self, status: ExecutionStatus) -> tuple[Any, ExecutionError | None]:
         last = self._events[-1]
         if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
             payloads = list(last.workflow_execution_completed_event_attributes.result.payloads)
-            result = (await self._converter.decode(payloads, [dict]))[0] if payloads else None
+            # A chain's result is an object; a flow's any JSON value.
+            result = (await self._converter.decode(payloads))[0] if payloads else None
             return result, None
         if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
             failure = await self._converter.decode_failure(
@@ -377,6 +402,42 @@ class _Record:
         self._apply_pending(states)
         return [states[i] for i in order]
 
+    async def _flow_steps(
+        self,
+        flow: Flow,
+        options: ExecutionOptions,
+        closing: ExecutionStatus | None,
+        result: Any,
+        error: ExecutionError | None,
+    ) -> list[StepState]:
+        """The steps of a flow that ran, from what its history recorded of them."""
+        seen = await _observe(self._events, self._converter)
+        resume = options.resume or {}
+        start = str(resume.get("next_step") or entry_of(flow))
+        walk = _FlowWalk(
+            seen,
+            execution_id=self._execution_id,
+            closing=closing,
+            closing_event=self._events[-1].event_id if closing else None,
+            result=result,
+            error=error,
+            continued_at=await self._continued_at(),
+        )
+        steps = walk.run(flow, start)
+        self._apply_pending(walk.by_path)
+        return steps
+
+    async def _continued_at(self) -> str | None:
+        """The step a flow's run continued as new at: the next run's `resume.next_step`."""
+        last = self._events[-1]
+        if last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            return None
+        payloads = list(last.workflow_execution_continued_as_new_event_attributes.input.payloads)
+        options = await _first(payloads[1:], self._converter)
+        resume = options.get("resume") if isinstance(options, dict) else None
+        step = resume.get("next_step") if isinstance(resume, dict) else None
+        return step if isinstance(step, str) else None
+
     def _apply_pending(self, states: dict[str, StepState]) -> None:
         """Activities in flight: their attempts and last errors are only in the description."""
         pending_activities = (
@@ -397,3 +458,760 @@ class _Record:
                 if pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
                 else ("RETRYING" if pending.attempt > 1 else "SCHEDULED")
             )
+
+
+# ---------------------------------------------------------------------- flows
+#
+# A flow's history records what ran, not the flow's decisions: each task is an activity
+# (or a local activity's marker) whose id says where it ran, each wait a timer named
+# `wait '<id>'`, each workflow step and map batch a child workflow. _observe collects
+# those; _FlowWalk follows the flow's structure through them (as workflows/interpreter.py
+# ran it), inferring what left no event: a choice's route (the target that ran next), a
+# caught failure's catch, the succeed or fail that ended the execution.
+
+
+def bounded(value: Any, limit: int = STEP_VALUE_LIMIT) -> Any:
+    """A decoded payload as a step answers it: itself, or when its JSON is over `limit`
+    bytes, `{"truncated": true, "size": <bytes>, "preview": <its first `limit` bytes>}`."""
+    if value is None:
+        return None
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    encoded = text.encode("utf-8", errors="replace")
+    if len(encoded) <= limit:
+        return value
+    preview = encoded[:limit].decode("utf-8", errors="ignore")
+    return {"truncated": True, "size": len(encoded), "preview": preview}
+
+
+@dataclass
+class _Ran:
+    """A task (activity, local activity or mock) or a child workflow the history records."""
+
+    key: str
+    """The activity id, or the child workflow's id."""
+    first_event: int
+    last_event: int
+    status: str = "SCHEDULED"
+    attempts: int = 0
+    input: Any = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    """type, message, status_code, attempts: as the interpreter binds `$error`."""
+    last_error: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    worker: str | None = None
+    claimed: bool = False
+
+
+@dataclass
+class _Timer:
+    step_id: str
+    first_event: int
+    last_event: int
+    status: str = "RUNNING"
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    claimed: bool = False
+
+
+@dataclass
+class _Seen:
+    tasks: dict[str, _Ran] = field(default_factory=dict)
+    children: dict[str, _Ran] = field(default_factory=dict)
+    timers: list[_Timer] = field(default_factory=list)
+
+
+_WAIT_SUMMARY = re.compile(r"^wait '(?P<id>.+)'$")
+
+_CHILD_CLOSED = {
+    EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED: "COMPLETED",
+    EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED: "FAILED",
+    EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED: "CANCELED",
+    EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT: "TIMED_OUT",
+    EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED: "FAILED",
+}
+
+
+async def _first(payloads: Sequence[Any], converter: DataConverter) -> Any:
+    if not payloads:
+        return None
+    try:
+        return (await converter.decode(list(payloads)[:1]))[0]
+    except Exception:  # noqa: BLE001 - a record answers whatever it cannot decode as absent
+        return None
+
+
+async def _error_of(failure: Failure, converter: DataConverter) -> dict[str, Any]:
+    """The `$error` a failed attempt binds (workflows/tasks.py `cause_of`, then
+    workflows/interpreter.py `error_binding`), without its step_id."""
+    decoded = await converter.decode_failure(failure)
+    status_code = attempts = None
+    if isinstance(decoded, ApplicationError):
+        error_type, message = decoded.type or "ApplicationError", decoded.message
+        details = decoded.details[0] if decoded.details else None
+        if isinstance(details, dict):
+            status_code, attempts = details.get("status_code"), details.get("attempt")
+    elif isinstance(decoded, TimeoutError):
+        kind = decoded.type.name if decoded.type else "timeout"
+        error_type, message = "Timeout", f"{kind}: {decoded.message}"
+    else:
+        error_type, message = type(decoded).__name__, str(decoded)
+    return {
+        "type": error_type,
+        "message": message,
+        "status_code": status_code,
+        "attempts": attempts,
+    }
+
+
+async def _child_error_of(failure: Failure, converter: DataConverter) -> dict[str, Any]:
+    """A failed child workflow's `$error` (workflows/interpreter.py `child`)."""
+    cause = await converter.decode_failure(failure)
+    error_type = (cause.type if isinstance(cause, ApplicationError) else None) or type(
+        cause
+    ).__name__
+    return {"type": error_type, "message": str(cause), "status_code": None, "attempts": None}
+
+
+async def _observe(events: Sequence[HistoryEvent], converter: DataConverter) -> _Seen:
+    """What a flow's history records of its steps: tasks by activity id, child workflows
+    by workflow id, timers (of wait steps) in the order they started."""
+    seen = _Seen()
+    activities: dict[int, _Ran] = {}
+    children: dict[int, _Ran] = {}
+    timers: dict[int, _Timer] = {}
+    for event in events:
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == LOAD_DEFINITION_ACTIVITY:
+                continue
+            call = await _first(scheduled.input.payloads, converter)
+            ran = _Ran(
+                key=scheduled.activity_id,
+                first_event=event.event_id,
+                last_event=event.event_id,
+                input=call.get("input") if isinstance(call, dict) else None,
+            )
+            activities[event.event_id] = ran
+            seen.tasks.setdefault(ran.key, ran)
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            started = event.activity_task_started_event_attributes
+            ran_or_none = activities.get(started.scheduled_event_id)
+            if ran_or_none is not None:
+                ran_or_none.status = "RUNNING"
+                ran_or_none.attempts = started.attempt
+                ran_or_none.worker = started.identity or None
+                ran_or_none.started_at = _time(event)
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
+            requested = event.activity_task_cancel_requested_event_attributes
+            ran_or_none = activities.get(requested.scheduled_event_id)
+            if ran_or_none is not None:
+                ran_or_none.status = "CANCELED"
+                ran_or_none.last_event = event.event_id
+        elif kind in _ACTIVITY_CLOSING_EVENTS:
+            name, closed_status = _ACTIVITY_CLOSING_EVENTS[kind]
+            attributes = getattr(event, name)
+            ran_or_none = activities.get(attributes.scheduled_event_id)
+            if ran_or_none is None:
+                continue
+            ran_or_none.status = closed_status
+            ran_or_none.last_event = event.event_id
+            ran_or_none.completed_at = _time(event)
+            if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+                ran_or_none.output = await _first(attributes.result.payloads, converter)
+            elif closed_status != "CANCELED" and attributes.HasField("failure"):
+                failure = attributes.failure
+                cause = failure.cause if failure.HasField("cause") else None
+                ran_or_none.last_error = failure.message or (cause.message if cause else None)
+                # An activity's timeout wraps the last attempt's failure as its cause.
+                ran_or_none.error = await _error_of(
+                    cause if cause is not None and not failure.message else failure, converter
+                )
+        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+            marker = await local_activity_marker(event, converter)
+            if marker is None or marker.activity_type == LOAD_DEFINITION_ACTIVITY:
+                continue
+            ran = _Ran(
+                key=marker.activity_id,
+                first_event=event.event_id,
+                last_event=event.event_id,
+                status="FAILED" if marker.failure is not None else "COMPLETED",
+                attempts=marker.attempt,
+                completed_at=_time(event),
+                output=await _first(marker.result or [], converter),
+            )
+            if marker.failure is not None:
+                ran.last_error = marker.failure.message
+                ran.error = await _error_of(marker.failure, converter)
+            seen.tasks.setdefault(ran.key, ran)
+        elif kind == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+            initiated = event.start_child_workflow_execution_initiated_event_attributes
+            payloads = list(initiated.input.payloads)
+            body = await _first(payloads, converter)
+            if len(payloads) > 1 and body == {}:
+                # A map batch: its items are in the options' bindings.
+                options = await _first(payloads[1:], converter)
+                bindings = options.get("bindings") if isinstance(options, dict) else None
+                if isinstance(bindings, dict) and "batch" in bindings:
+                    body = bindings["batch"]
+            ran = _Ran(
+                key=initiated.workflow_id,
+                first_event=event.event_id,
+                last_event=event.event_id,
+                input=body,
+            )
+            children[event.event_id] = ran
+            seen.children.setdefault(ran.key, ran)
+        elif kind == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED:
+            start_failed = event.start_child_workflow_execution_failed_event_attributes
+            ran_or_none = children.get(start_failed.initiated_event_id)
+            if ran_or_none is not None:
+                ran_or_none.status = "FAILED"
+                ran_or_none.last_event = event.event_id
+                ran_or_none.completed_at = _time(event)
+                ran_or_none.error = {
+                    "type": "ChildWorkflowStartFailed",
+                    "message": f"the child workflow did not start: {start_failed.cause}",
+                    "status_code": None,
+                    "attempts": None,
+                }
+                ran_or_none.last_error = ran_or_none.error["message"]
+        elif kind == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+            child_started = event.child_workflow_execution_started_event_attributes
+            ran_or_none = children.get(child_started.initiated_event_id)
+            if ran_or_none is not None:
+                ran_or_none.status = "RUNNING"
+                ran_or_none.attempts = 1
+                ran_or_none.started_at = _time(event)
+        elif kind in _CHILD_CLOSED:
+            name = EventType.Name(kind).removeprefix("EVENT_TYPE_").lower() + "_event_attributes"
+            attributes = getattr(event, name)
+            ran_or_none = children.get(attributes.initiated_event_id)
+            if ran_or_none is None:
+                continue
+            ran_or_none.status = _CHILD_CLOSED[kind]
+            ran_or_none.last_event = event.event_id
+            ran_or_none.completed_at = _time(event)
+            if kind == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+                ran_or_none.output = await _first(attributes.result.payloads, converter)
+            elif kind == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED:
+                ran_or_none.error = await _child_error_of(attributes.failure, converter)
+            else:
+                what = _CHILD_CLOSED[kind] if ran_or_none.status != "FAILED" else "TERMINATED"
+                ran_or_none.error = {
+                    "type": what.title().replace("_", ""),
+                    "message": f"the child workflow was {what.lower().replace('_', ' ')}",
+                    "status_code": None,
+                    "attempts": None,
+                }
+            if ran_or_none.error is not None:
+                ran_or_none.last_error = ran_or_none.error["message"]
+        elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
+            summary = None
+            if event.HasField("user_metadata") and event.user_metadata.HasField("summary"):
+                summary = await _first([event.user_metadata.summary], converter)
+            match = _WAIT_SUMMARY.match(summary) if isinstance(summary, str) else None
+            if match is None:
+                continue
+            timer = _Timer(
+                step_id=match["id"],
+                first_event=event.event_id,
+                last_event=event.event_id,
+                started_at=_time(event),
+            )
+            timers[event.event_id] = timer
+            seen.timers.append(timer)
+        elif kind in (EventType.EVENT_TYPE_TIMER_FIRED, EventType.EVENT_TYPE_TIMER_CANCELED):
+            fired = kind == EventType.EVENT_TYPE_TIMER_FIRED
+            started_event_id = (
+                event.timer_fired_event_attributes.started_event_id
+                if fired
+                else event.timer_canceled_event_attributes.started_event_id
+            )
+            timer_or_none = timers.get(started_event_id)
+            if timer_or_none is not None:
+                timer_or_none.status = "COMPLETED" if fired else "CANCELED"
+                timer_or_none.last_event = event.event_id
+                timer_or_none.completed_at = _time(event)
+    return seen
+
+
+def catch_names(error: dict[str, Any]) -> set[str]:
+    """The catch names a failure matches: workflows/interpreter.py `error_names`, which the
+    gateway cannot import (it imports no workflow code); tests/unit/test_history_flows.py
+    checks that the two agree."""
+    names = {"ALL"}
+    code = error.get("status_code")
+    if isinstance(code, int):
+        names.add(f"HTTP.{code}")
+        if 400 <= code < 500:
+            names.add("HTTP.4xx")
+        elif code >= 500:
+            names.add("HTTP.5xx")
+    kind = error.get("type")
+    if kind in ("ServiceTimeout", "Timeout"):
+        names.add("Timeout")
+    elif kind == "ServiceUnreachable":
+        names.add("Unreachable")
+    elif kind == "OutboundRefused":
+        names.add("OutboundRefused")
+    elif kind in ("InputSchemaViolation", "OutputSchemaViolation", "InvalidResponse"):
+        names.add("SchemaMismatch")
+    return names
+
+
+def _tolerated(step: MapStep, count: int) -> int:
+    """workflows/interpreter.py `_tolerated`: the iterations a map may lose."""
+    allowed = step.tolerated_failure_count or 0
+    if step.tolerated_failure_percentage is not None:
+        allowed = max(allowed, int(count * step.tolerated_failure_percentage / 100))
+    return allowed
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a chain runs: the activity-id prefix of its map iterations, and the innermost
+    map iteration and parallel branch around it."""
+
+    prefix: str = ""
+    iteration: int | None = None
+    branch: int | None = None
+    top: bool = False
+
+
+@dataclass
+class _Entry:
+    state: StepState
+    after: int
+    """The event the step cannot have run before (the end of the step before it)."""
+    anchor: int | None
+    """Its first event; None for a step that left none (it runs where the next one does)."""
+
+
+_DONE, _FAILED, _PENDING, _STOPPED = "DONE", "FAILED", "PENDING", "STOPPED"
+"""How a chain ended: it finished; a step failed uncaught; its next step has not run yet
+(the execution runs); it stopped (canceled, or the execution closed before it ended)."""
+
+_FAILED_STATUSES = ("FAILED", "TIMED_OUT")
+
+Outcome = tuple[str, str | None, int]
+"""A step's outcome: _DONE..._STOPPED or "NEXT", the next step, the event it ended with."""
+
+
+class _FlowWalk:
+    """Follows a flow through what its history recorded, as workflows/interpreter.py ran
+    it: the same activity ids (`_activity_id`), the same chains, the same catches."""
+
+    def __init__(
+        self,
+        seen: _Seen,
+        *,
+        execution_id: str,
+        closing: ExecutionStatus | None,
+        closing_event: int | None,
+        result: Any,
+        error: ExecutionError | None,
+        continued_at: str | None = None,
+    ) -> None:
+        self.seen = seen
+        self.continued_at = continued_at
+        """The step the next run starts at, when this run continued as new."""
+        self.execution_id = execution_id
+        self.closing = closing
+        self.closing_event = closing_event
+        self.result = result
+        self.error = error
+        self.runs: dict[str, int] = {}
+        """Task and workflow step runs per key, as the interpreter counts them."""
+        self.visits: dict[str, int] = {}
+        """Runs of the other steps, for their paths."""
+        self.entries: list[_Entry] = []
+        self.by_path: dict[str, StepState] = {}
+        self._budget = 4 * (len(seen.tasks) + len(seen.children) + len(seen.timers)) + 1000
+
+    @property
+    def closed(self) -> bool:
+        return self.closing is not None
+
+    def run(self, flow: Flow, start: str) -> list[StepState]:
+        self.chain(flow.steps, start, _Where(top=True), 0)
+        return self._ordered()
+
+    def _ordered(self) -> list[StepState]:
+        """In the order they ran: by first event; a step that left none sits just before
+        the next one that did (a choice before the step it chose, a summary before its
+        first iteration's step)."""
+        keys: list[tuple[int, int]] = []
+        following: int | None = None
+        for index in range(len(self.entries) - 1, -1, -1):
+            entry = self.entries[index]
+            if entry.anchor is not None:
+                following = entry.anchor
+                keys.append((entry.anchor, index))
+            else:
+                at = following if following is not None and following >= entry.after else None
+                keys.append((at if at is not None else entry.after, index))
+        keys.sort()
+        return [self.entries[index].state for _, index in keys]
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _add(self, state: StepState, after: int, anchor: int | None = None) -> StepState:
+        self.entries.append(_Entry(state, after, anchor))
+        if state.path is not None:
+            self.by_path.setdefault(state.path, state)
+        return state
+
+    def _task_key(self, where: _Where, step_id: str, *, peek: bool = False) -> str:
+        """workflows/interpreter.py `_activity_id`: `<prefix><id>`, `#n` from the 2nd run."""
+        key = f"{where.prefix}{step_id}"
+        count = self.runs.get(key, 0) + 1
+        if not peek:
+            self.runs[key] = count
+        return key if count == 1 else f"{key}#{count}"
+
+    def _path(self, where: _Where, step_id: str) -> str:
+        key = f"{where.prefix}{step_id}"
+        count = self.visits.get(key, 0) + 1
+        self.visits[key] = count
+        return key if count == 1 else f"{key}#{count}"
+
+    def _state(self, step: Any, where: _Where, path: str, status: str, **fields: Any) -> StepState:
+        return StepState(
+            id=step.id,
+            type=step.type,
+            path=path,
+            iteration=where.iteration,
+            branch=where.branch,
+            status=status,
+            **fields,
+        )
+
+    def _from_run(self, step: Any, where: _Where, ran: _Ran, **fields: Any) -> StepState:
+        status = ran.status
+        if self.closed and status in ("SCHEDULED", "RUNNING"):
+            status = "CANCELED"  # the execution closed while it ran
+        ran.claimed = True
+        return self._state(
+            step,
+            where,
+            ran.key if "path" not in fields else fields.pop("path"),
+            status,
+            attempts=ran.attempts,
+            started_at=ran.started_at,
+            completed_at=ran.completed_at,
+            last_error=ran.last_error,
+            worker=ran.worker,
+            input=bounded(ran.input),
+            output=bounded(ran.output),
+            error={**ran.error, "step_id": step.id} if ran.error is not None else None,
+            **fields,
+        )
+
+    # ------------------------------------------------------------------ chains
+
+    def chain(self, steps: list[Any], start: str, where: _Where, after: int) -> tuple[str, int]:
+        """Walks one chain from `start`; how it ended and the last event it ran to."""
+        by_id = {step.id: step for step in steps}
+        current: str | None = start
+        while current is not None:
+            self._budget -= 1
+            step = by_id.get(current)
+            if step is None or self._budget < 0:
+                return _STOPPED, after
+            outcome, current, after = self.step(step, by_id, where, after)
+            if outcome != "NEXT":
+                return outcome, after
+        return _DONE, after
+
+    def _unfinished(self) -> str:
+        return _STOPPED if self.closed else _PENDING
+
+    def step(self, step: Any, by_id: dict[str, Any], where: _Where, after: int) -> Outcome:
+        if isinstance(step, TaskStep | WorkflowStep):
+            return self.task(step, where, after)
+        if isinstance(step, ChoiceStep):
+            return self.choice(step, by_id, where, after)
+        if isinstance(step, ParallelStep):
+            return self.parallel(step, where, after)
+        if isinstance(step, MapStep):
+            return self.map(step, where, after)
+        if isinstance(step, WaitStep):
+            return self.wait(step, by_id, where, after)
+        if isinstance(step, SucceedStep | FailStep):
+            return self.end(step, where, after)
+        return _STOPPED, None, after
+
+    def task(self, step: TaskStep | WorkflowStep, where: _Where, after: int) -> Outcome:
+        key = self._task_key(where, step.id)
+        if isinstance(step, TaskStep):
+            ran = self.seen.tasks.get(key)
+            fields: dict[str, Any] = {"service": step.service, "action": step.action}
+        else:
+            child_id = f"{self.execution_id}/{key}"
+            ran = self.seen.children.get(child_id)
+            fields = {"path": key, "child_execution_id": child_id}
+        if ran is None:
+            return self._unfinished(), None, after
+        state = self._add(self._from_run(step, where, ran, **fields), after, ran.first_event)
+        if state.status == "COMPLETED":
+            return "NEXT", step.next, ran.last_event
+        if state.status in _FAILED_STATUSES and state.error is not None:
+            names = catch_names(state.error)
+            for catch in step.catch:
+                if any(name in names for name in catch.errors):
+                    state.route = catch.next
+                    return "NEXT", catch.next, ran.last_event
+            if isinstance(step, TaskStep) and step.optional:
+                state.output = bounded({"error": state.error})
+                return "NEXT", step.next, ran.last_event
+            return _FAILED, None, ran.last_event
+        if state.status in _FAILED_STATUSES:
+            return _FAILED, None, ran.last_event
+        if state.status == "CANCELED":
+            return _STOPPED, None, ran.last_event
+        return self._unfinished(), None, ran.last_event
+
+    def choice(self, step: ChoiceStep, by_id: dict[str, Any], where: _Where, after: int) -> Outcome:
+        targets = [rule.next for rule in step.choices]
+        if step.default is not None:
+            targets.append(step.default)
+        targets = list(dict.fromkeys(targets))
+        route = next((t for t in targets if self.ran(by_id, t, where, set())), None)
+        if route is None:
+            route = self._terminal(by_id, targets, where)
+        state = self._state(step, where, self._path(where, step.id), "COMPLETED", route=route)
+        if route is None and self.error is not None and self.error.error_type == "NoChoiceMatched":
+            state.status = "FAILED"
+            state.error = {"type": self.error.error_type, "message": self.error.message}
+        self._add(state, after)
+        if route is None:
+            return (_FAILED if state.status == "FAILED" else self._unfinished()), None, after
+        return "NEXT", route, after
+
+    def _terminal(self, by_id: dict[str, Any], targets: list[str], where: _Where) -> str | None:
+        """The route of a choice none of whose targets left an event: where the run
+        continued as new, or a succeed or fail it chose, if exactly one fits how the
+        execution ended."""
+        if where.top and self.continued_at is not None:
+            # The run continued as new at a choice's route: it runs in the next run.
+            return self.continued_at if self.continued_at in targets else None
+        ends = [t for t in targets if isinstance(by_id.get(t), SucceedStep | FailStep)]
+        if where.top:
+            if self.closing == ExecutionStatus.COMPLETED:
+                ends = [t for t in ends if isinstance(by_id[t], SucceedStep)]
+            elif self.closing == ExecutionStatus.FAILED and self.error is not None:
+                ends = [
+                    t
+                    for t in ends
+                    if isinstance(by_id[t], FailStep) and by_id[t].error == self.error.error_type
+                ]
+            else:
+                ends = []
+        return ends[0] if len(ends) == 1 else None
+
+    def ran(self, by_id: dict[str, Any], step_id: str, where: _Where, visited: set[str]) -> bool:
+        """Whether the step, reached now, left an event (or a step after it did)."""
+        if step_id in visited or step_id not in by_id:
+            return False
+        visited.add(step_id)
+        step = by_id[step_id]
+        if isinstance(step, TaskStep):
+            return self._task_key(where, step.id, peek=True) in self.seen.tasks
+        if isinstance(step, WorkflowStep):
+            child_id = f"{self.execution_id}/{self._task_key(where, step.id, peek=True)}"
+            return child_id in self.seen.children
+        if isinstance(step, WaitStep):
+            if any(t.step_id == step.id and not t.claimed for t in self.seen.timers):
+                return True
+            return step.next is not None and self.ran(by_id, step.next, where, visited)
+        if isinstance(step, ChoiceStep):
+            targets = [rule.next for rule in step.choices] + [step.default or ""]
+            return any(self.ran(by_id, t, where, visited) for t in targets if t)
+        if isinstance(step, ParallelStep):
+            return any(
+                self.ran({s.id: s for s in b.steps}, entry_of(b), where, visited)
+                for b in step.branches
+            )
+        if isinstance(step, MapStep):
+            return bool(self._indices(where, step)) or bool(self._batches(step, peek=True))
+        return False
+
+    def wait(self, step: WaitStep, by_id: dict[str, Any], where: _Where, after: int) -> Outcome:
+        timer = next((t for t in self.seen.timers if t.step_id == step.id and not t.claimed), None)
+        if timer is None:
+            # No timer: a wait of 0 s (or one not reached yet).
+            went_on = step.next is not None and self.ran(by_id, step.next, where, set())
+            if not went_on and not (step.next is None and self.closed):
+                return self._unfinished(), None, after
+            self._add(self._state(step, where, self._path(where, step.id), "COMPLETED"), after)
+            return "NEXT", step.next, after
+        timer.claimed = True
+        status = timer.status
+        if status == "RUNNING" and self.closed:
+            status = "CANCELED"
+        state = self._state(
+            step,
+            where,
+            self._path(where, step.id),
+            status,
+            started_at=timer.started_at,
+            completed_at=timer.completed_at,
+        )
+        self._add(state, after, timer.first_event)
+        if status == "COMPLETED":
+            return "NEXT", step.next, timer.last_event
+        if status == "CANCELED":
+            return _STOPPED, None, timer.last_event
+        return _PENDING, None, timer.last_event
+
+    def end(self, step: SucceedStep | FailStep, where: _Where, after: int) -> Outcome:
+        """A succeed or fail step: it ends its chain (at the top, the execution)."""
+        final = where.top and self.closing is not None
+        anchor = self.closing_event if final else None
+        state = self._state(
+            step,
+            where,
+            self._path(where, step.id),
+            "COMPLETED" if isinstance(step, SucceedStep) else "FAILED",
+        )
+        if isinstance(step, SucceedStep):
+            if final and self.closing == ExecutionStatus.COMPLETED:
+                state.output = bounded(self.result)
+            self._add(state, after, anchor)
+            return _DONE, None, anchor or after
+        message = None
+        if final and self.error is not None and self.error.error_type == step.error:
+            message = self.error.message
+        state.error = {"type": step.error, "message": message}
+        self._add(state, after, anchor)
+        return _FAILED, None, anchor or after
+
+    # ------------------------------------------------------------------ parallel and map
+
+    def _summary(self, state: StepState, first: int, last: int) -> None:
+        """A parallel's or map's times: from the first to the last of its steps."""
+        inner = [e.state for e in self.entries[first:last]]
+        starts = [s.started_at for s in inner if s.started_at is not None]
+        ends = [s.completed_at for s in inner if s.completed_at is not None]
+        state.started_at = min(starts) if starts else None
+        if state.status not in ("RUNNING", "PENDING"):
+            state.completed_at = max(ends) if ends else None
+
+    def parallel(self, step: ParallelStep, where: _Where, after: int) -> Outcome:
+        state = self._state(
+            step, where, self._path(where, step.id), "RUNNING", count=len(step.branches)
+        )
+        self._add(state, after)
+        first = len(self.entries)
+        outcomes: list[str] = []
+        end = after
+        for index, branch in enumerate(step.branches):
+            outcome, last = self.chain(
+                branch.steps, entry_of(branch), replace(where, branch=index, top=False), after
+            )
+            outcomes.append(outcome)
+            end = max(end, last)
+        if _FAILED in outcomes:
+            state.status, outcome = "FAILED", _FAILED
+        elif all(o == _DONE for o in outcomes):
+            state.status, outcome = "COMPLETED", "NEXT"
+        elif self.closed:
+            state.status, outcome = "CANCELED", _STOPPED
+        else:
+            state.status, outcome = "RUNNING", _PENDING
+        self._summary(state, first, len(self.entries))
+        return outcome, step.next if outcome == "NEXT" else None, end
+
+    def _indices(self, where: _Where, step: MapStep) -> list[int]:
+        """The iterations of a map run here that left an activity (or child workflow)."""
+        prefix = f"{where.prefix}{step.id}["
+        own = f"{self.execution_id}/"
+        keys = [*self.seen.tasks, *(k.removeprefix(own) for k in self.seen.children)]
+        found: set[int] = set()
+        for key in keys:
+            if key.startswith(prefix):
+                number, bracket, _ = key[len(prefix) :].partition("].")
+                if bracket and number.isdigit():
+                    found.add(int(number))
+        return sorted(found)
+
+    def _batches(self, step: MapStep, *, peek: bool = False) -> list[_Ran]:
+        """The next run's batches of a map over more than 500 items: child workflows
+        `<execution>/<map>/batch-N` (`-r<steps run>` after the first step)."""
+        pattern = re.compile(
+            rf"^{re.escape(self.execution_id)}/{re.escape(step.id)}/batch-(\d+)(-r\d+)?$"
+        )
+        groups: dict[str, list[_Ran]] = {}
+        for key, ran in self.seen.children.items():
+            match = pattern.match(key)
+            if match and not ran.claimed:
+                groups.setdefault(match[2] or "", []).append(ran)
+        if not groups:
+            return []
+        group = min(groups.values(), key=lambda runs: min(r.first_event for r in runs))
+        group.sort(key=lambda r: int(pattern.match(r.key)[1]))  # type: ignore[index]
+        if not peek:
+            for ran in group:
+                ran.claimed = True
+        return group
+
+    def map(self, step: MapStep, where: _Where, after: int) -> Outcome:
+        state = self._state(step, where, self._path(where, step.id), "RUNNING")
+        self._add(state, after)
+        first = len(self.entries)
+        batches = self._batches(step)
+        failures = pending = 0
+        end = after
+        if batches:
+            count = 0
+            for ran in batches:
+                batch = self._from_run(
+                    step,
+                    where,
+                    ran,
+                    path=ran.key.removeprefix(f"{self.execution_id}/"),
+                    child_execution_id=ran.key,
+                )
+                batch.type = "workflow"
+                self._add(batch, after, ran.first_event)
+                end = max(end, ran.last_event)
+                if batch.status in ("SCHEDULED", "RUNNING"):
+                    pending += 1
+                elif batch.status != "COMPLETED":
+                    failures += 1
+                    state.error = batch.error
+                elif isinstance(ran.output, list):
+                    count += len(ran.output)
+                    failures += sum(
+                        1 for r in ran.output if isinstance(r, dict) and set(r) == {"error"}
+                    )
+        else:
+            indices = self._indices(where, step)
+            count = len(indices)
+            for index in indices:
+                inner = _Where(
+                    prefix=f"{where.prefix}{step.id}[{index}].",
+                    iteration=index,
+                    branch=where.branch,
+                )
+                outcome, last = self.chain(step.steps, entry_of(step), inner, after)
+                end = max(end, last)
+                failures += outcome == _FAILED
+                pending += outcome in (_PENDING, _STOPPED)
+        state.count = count
+        if failures > _tolerated(step, count):
+            state.status, outcome = "FAILED", _FAILED
+        elif pending and self.closed:
+            state.status, outcome = "CANCELED", _STOPPED
+        elif pending:
+            state.status, outcome = "RUNNING", _PENDING
+        else:
+            state.status, outcome = "COMPLETED", "NEXT"
+        self._summary(state, first, len(self.entries))
+        return outcome, step.next if outcome == "NEXT" else None, end

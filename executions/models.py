@@ -39,18 +39,93 @@ class ExecuteRequest(BaseModel):
         return value
 
 
+def _none(value: Any) -> bool:
+    return value is None
+
+
+STEP_VALUE_LIMIT = 4096
+"""Bytes of serialized JSON a step's `input` or `output` is answered with at most; a
+larger value is answered as `{"truncated": true, "size": <bytes>, "preview": <the first
+STEP_VALUE_LIMIT bytes of its JSON>}`."""
+
+
 class StepState(BaseModel):
+    """One step of an execution.
+
+    For the seed's chain: one per step of the chain, in chain order, with the fields up to
+    `worker`. For a flow (a definition in the workflow language): one per step that ran,
+    in the order it ran: one per task or child workflow run (map iterations and loop
+    runs each their own, told apart by `path`), per wait, per choice, per succeed or fail
+    reached, and one summary per parallel or map step before its branches' or
+    iterations' steps. The fields after `worker` are only answered when they apply.
+    """
+
     id: str
-    service: str
-    action: str
+    service: str = Field(default="", description="empty for a flow step that calls no service")
+    action: str = Field(default="", description="empty for a flow step that calls no service")
     status: str = Field(
-        description="PENDING, RUNNING, RETRYING, COMPLETED, FAILED, TIMED_OUT, CANCELED"
+        description="PENDING, SCHEDULED, RUNNING, RETRYING, COMPLETED, FAILED, TIMED_OUT, CANCELED"
     )
     attempts: int = 0
     started_at: datetime | None = None
     completed_at: datetime | None = None
     last_error: str | None = None
     worker: str | None = Field(default=None, description="identity of the worker that ran it")
+    type: str | None = Field(
+        default=None,
+        exclude_if=_none,
+        description="flows only: task, choice, parallel, map, wait, workflow, succeed, fail",
+    )
+    path: str | None = Field(
+        default=None,
+        exclude_if=_none,
+        description="flows only: where the step ran, as its activity id says it: `fetch`, "
+        "`each[3].call` (4th iteration of map `each`), `inc#3` (3rd run in a loop); "
+        "map batches run as child workflows: `each/batch-0`",
+    )
+    iteration: int | None = Field(
+        default=None, exclude_if=_none, description="the (innermost) map iteration it ran in"
+    )
+    branch: int | None = Field(
+        default=None,
+        exclude_if=_none,
+        description="the (innermost) parallel branch it ran in, from 0",
+    )
+    count: int | None = Field(
+        default=None,
+        exclude_if=_none,
+        description="parallel: its branches; map: the iterations that ran",
+    )
+    input: Any = Field(
+        default=None,
+        exclude_if=_none,
+        description="what the task sent (or the child workflow was started with); "
+        f"at most {STEP_VALUE_LIMIT} bytes of JSON, else a truncated preview",
+    )
+    output: Any = Field(
+        default=None,
+        exclude_if=_none,
+        description="what the task answered (before the step's `output` projection), a "
+        "child workflow's result, the execution's result at a succeed; an optional task's "
+        "failure is `{error}`; bounded as `input`",
+    )
+    route: str | None = Field(
+        default=None,
+        exclude_if=_none,
+        description="a choice: the step it went to; a task or workflow step whose failure a "
+        "catch took: that catch's `next`",
+    )
+    error: dict[str, Any] | None = Field(
+        default=None,
+        exclude_if=_none,
+        description="a failed step's error as `$error` binds it: type, message, status_code, "
+        "step_id, attempts",
+    )
+    child_execution_id: str | None = Field(
+        default=None,
+        exclude_if=_none,
+        description="a workflow step or map batch: the child execution's id (its own record)",
+    )
 
 
 class ExecutionError(BaseModel):
@@ -77,7 +152,11 @@ class ExecutionPublic(BaseModel):
         "stored workflow, and is not answered here)",
     )
     context: dict[str, Any] = Field(default_factory=dict)
-    result: dict[str, Any] | None = None
+    result: Any = Field(
+        default=None,
+        description="the execution's result: a JSON object for the seed's chain; a flow's "
+        "may be any JSON value (a parallel's list, a map's list, a number)",
+    )
     error: ExecutionError | None = None
     started_at: datetime
     closed_at: datetime | None = None
