@@ -472,18 +472,29 @@ class _Record:
 
 def bounded(value: Any, limit: int = STEP_VALUE_LIMIT) -> Any:
     """A decoded payload as a step answers it: itself, or when its JSON is over `limit`
-    bytes, `{"truncated": true, "size": <bytes>, "preview": <its first `limit` bytes>}`."""
+    bytes, `{"truncated": true, "size": <its bytes>, "preview": <its JSON's start>}`,
+    itself at most `limit` bytes of JSON."""
     if value is None:
         return None
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+        text = _compact(value)
     except (TypeError, ValueError):
         text = repr(value)
     encoded = text.encode("utf-8", errors="replace")
     if len(encoded) <= limit:
         return value
-    preview = encoded[:limit].decode("utf-8", errors="ignore")
-    return {"truncated": True, "size": len(encoded), "preview": preview}
+    keep = limit
+    while True:
+        preview = encoded[: max(keep, 0)].decode("utf-8", errors="ignore")
+        answer = {"truncated": True, "size": len(encoded), "preview": preview}
+        over = len(_compact(answer).encode("utf-8")) - limit
+        if over <= 0 or keep <= 0:
+            return answer
+        keep -= over
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 @dataclass
