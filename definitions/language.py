@@ -253,3 +253,31 @@ def is_seed_chain(steps: list[dict[str, Any]], top_level: dict[str, Any]) -> boo
 
 
 Kind = Literal["chain", "flow"]
+
+
+def catch_names(error_type: str | None, status_code: int | None) -> set[str]:
+    """The `catch` error names a failed task matches (docs/workflow-language.md)."""
+    names = {"ALL"}
+    if isinstance(status_code, int):
+        names.add(f"HTTP.{status_code}")
+        if 400 <= status_code < 500:
+            names.add("HTTP.4xx")
+        elif status_code >= 500:
+            names.add("HTTP.5xx")
+    if error_type in ("ServiceTimeout", "Timeout"):
+        names.add("Timeout")
+    elif error_type == "ServiceUnreachable":
+        names.add("Unreachable")
+    elif error_type == "OutboundRefused":
+        names.add("OutboundRefused")
+    elif error_type in ("InputSchemaViolation", "OutputSchemaViolation", "InvalidResponse"):
+        names.add("SchemaMismatch")
+    return names
+
+
+def tolerated_failures(step: MapStep, count: int) -> int:
+    """How many of a map's `count` iterations may fail before the map does."""
+    allowed = step.tolerated_failure_count or 0
+    if step.tolerated_failure_percentage is not None:
+        allowed = max(allowed, int(count * step.tolerated_failure_percentage / 100))
+    return allowed

@@ -41,7 +41,9 @@ from definitions.language import (
     WaitStep,
     WorkflowStep,
     entry_of,
+    tolerated_failures,
 )
+from definitions.language import catch_names as language_catch_names
 from definitions.models import ExecutionOptions, PinnedDefinition
 from executions.models import (
     STEP_VALUE_LIMIT,
@@ -753,35 +755,9 @@ async def _observe(events: Sequence[HistoryEvent], converter: DataConverter) -> 
 
 
 def catch_names(error: dict[str, Any]) -> set[str]:
-    """The catch names a failure matches: workflows/interpreter.py `error_names`, which the
-    gateway cannot import (it imports no workflow code); tests/unit/test_history_flows.py
-    checks that the two agree."""
-    names = {"ALL"}
+    """The catch names a recorded failure matches (definitions/language.py)."""
     code = error.get("status_code")
-    if isinstance(code, int):
-        names.add(f"HTTP.{code}")
-        if 400 <= code < 500:
-            names.add("HTTP.4xx")
-        elif code >= 500:
-            names.add("HTTP.5xx")
-    kind = error.get("type")
-    if kind in ("ServiceTimeout", "Timeout"):
-        names.add("Timeout")
-    elif kind == "ServiceUnreachable":
-        names.add("Unreachable")
-    elif kind == "OutboundRefused":
-        names.add("OutboundRefused")
-    elif kind in ("InputSchemaViolation", "OutputSchemaViolation", "InvalidResponse"):
-        names.add("SchemaMismatch")
-    return names
-
-
-def _tolerated(step: MapStep, count: int) -> int:
-    """workflows/interpreter.py `_tolerated`: the iterations a map may lose."""
-    allowed = step.tolerated_failure_count or 0
-    if step.tolerated_failure_percentage is not None:
-        allowed = max(allowed, int(count * step.tolerated_failure_percentage / 100))
-    return allowed
+    return language_catch_names(error.get("type"), code if isinstance(code, int) else None)
 
 
 @dataclass(frozen=True)
@@ -1216,7 +1192,7 @@ class _FlowWalk:
                 failures += outcome == _FAILED
                 pending += outcome in (_PENDING, _STOPPED)
         state.count = count
-        if failures > _tolerated(step, count):
+        if failures > tolerated_failures(step, count):
             state.status, outcome = "FAILED", _FAILED
         elif pending and self.closed:
             state.status, outcome = "CANCELED", _STOPPED

@@ -35,7 +35,9 @@ with workflow.unsafe.imports_passed_through():
         TaskStep,
         WaitStep,
         WorkflowStep,
+        catch_names,
         entry_of,
+        tolerated_failures,
     )
     from definitions.models import (
         ExecutionOptions,
@@ -73,24 +75,7 @@ def _failure(message: str, error_type: str, **details: Any) -> ApplicationError:
 
 def error_names(failure: StepFailure) -> set[str]:
     """The catch names a failed task matches (docs/workflow-language.md, "catch")."""
-    names = {"ALL"}
-    code = failure.status_code
-    if code is not None:
-        names.add(f"HTTP.{code}")
-        if 400 <= code < 500:
-            names.add("HTTP.4xx")
-        elif code >= 500:
-            names.add("HTTP.5xx")
-    kind = failure.error_type
-    if kind in ("ServiceTimeout", "Timeout"):
-        names.add("Timeout")
-    elif kind == "ServiceUnreachable":
-        names.add("Unreachable")
-    elif kind == "OutboundRefused":
-        names.add("OutboundRefused")
-    elif kind in ("InputSchemaViolation", "OutputSchemaViolation", "InvalidResponse"):
-        names.add("SchemaMismatch")
-    return names
+    return catch_names(failure.error_type, failure.status_code)
 
 
 def error_binding(failure: StepFailure) -> dict[str, Any]:
@@ -488,7 +473,7 @@ class FlowRun:
             outcomes = await self._map_in_children(step, items, scope)
         else:
             outcomes = await self._map_here(step, items, scope)
-        tolerated = _tolerated(step, len(items))
+        tolerated = tolerated_failures(step, len(items))
         failures = [o for o in outcomes if isinstance(o, _IterationFailed)]
         if len(failures) > tolerated:
             first = failures[0]
@@ -506,7 +491,7 @@ class FlowRun:
     async def _map_here(self, step: MapStep, items: list[Any], scope: Scope) -> list[Any]:
         gate = asyncio.Semaphore(step.max_concurrency)
         give_up = asyncio.Event()
-        tolerated = _tolerated(step, len(items))
+        tolerated = tolerated_failures(step, len(items))
         failed = 0
 
         async def iteration(index: int, item: Any) -> Any:
@@ -661,13 +646,6 @@ class _IterationFailed:
 
 def _error_of(error: ApplicationError, step_id: str) -> dict[str, Any]:
     return error_binding(_step_failure(error, step_id))
-
-
-def _tolerated(step: MapStep, count: int) -> int:
-    allowed = step.tolerated_failure_count or 0
-    if step.tolerated_failure_percentage is not None:
-        allowed = max(allowed, int(count * step.tolerated_failure_percentage / 100))
-    return allowed
 
 
 def _task_ids(step: MapStep) -> list[Any]:
