@@ -337,7 +337,8 @@ class _Record:
                 if isinstance(failure, ApplicationError) and failure.type
                 else type(failure).__name__
             )
-            return None, ExecutionError(error_type=error_type, message=str(failure))
+            message = failure.message if isinstance(failure, ApplicationError) else str(failure)
+            return None, ExecutionError(error_type=error_type, message=message)
         if status in (
             ExecutionStatus.TIMED_OUT,
             ExecutionStatus.TERMINATED,
