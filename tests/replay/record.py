@@ -59,7 +59,14 @@ class Recording:
     more: list[tuple[str, str, str | None]] = field(default_factory=list)
     """Further histories a shape asks for: (name suffix, workflow id, run id or None)."""
 
-    async def run_flow(self, label: str, flow: dict[str, Any], data: Any = None) -> str:
+    async def run_flow(
+        self,
+        label: str,
+        flow: dict[str, Any],
+        data: Any = None,
+        *,
+        mocks: dict[str, Any] | None = None,
+    ) -> str:
         """Start a flow with its definition pinned in the options, as the gateway does,
         its tasks calling the test services: service `echo`, `status` (action = the HTTP
         status it answers), `slow`."""
@@ -83,7 +90,10 @@ class Recording:
         execution_id = f"flow-{label}-{self.suffix}"
         handle = await self.client.start_workflow(
             definition.name,
-            args=[data or {}, ExecutionOptions(definition=definition, context={"k": "v"})],
+            args=[
+                data or {},
+                ExecutionOptions(definition=definition, context={"k": "v"}, mocks=mocks or {}),
+            ],
             id=execution_id,
             task_queue=self.stack.task_queue,
         )
@@ -535,6 +545,36 @@ async def flow_workflow_step(r: Recording) -> str:
     )
     r.more.append(("child", f"{execution_id}/sub", None))
     return execution_id
+
+
+@shape
+async def flow_input_schema(r: Recording) -> str:
+    """A flow with an input_schema (its check is behind the patch flow-input-schema)."""
+    return await r.run_flow(
+        "schema",
+        {
+            "input_schema": {"type": "object", "required": ["n"]},
+            "steps": [_task("use", input={"n": "{% $input.n %}"})],
+        },
+        {"n": 1},
+    )
+
+
+@shape
+async def flow_test_run(r: Recording) -> str:
+    """A test run (POST /workflows/{id}/test): mocked tasks are si:mock-step local
+    activities, one answering an output, one an error that a catch routes."""
+    return await r.run_flow(
+        "mocked",
+        {
+            "steps": [
+                _task("first", next="second"),
+                _task("second", catch=[{"errors": ["HTTP.404"], "next": "caught"}]),
+                _task("caught", input={"code": "{% $steps.second.error.status_code %}"}),
+            ]
+        },
+        mocks={"first": {"output": {"v": 1}}, "second": {"error": {"status_code": 404}}},
+    )
 
 
 async def record(group: str, names: list[str], work: Path) -> list[Path]:
