@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
+from activities.credentials import CallAuth, Credentials, CredentialUnavailable
 from activities.schemas import violations
 from core.outbound import (
     CheckedTarget,
@@ -120,14 +121,22 @@ class StepActivities:
         policy: where calls may go, and how much they may carry.
         signing_key: DEFINITION_SIGNING_KEY; when set, a step runs only with a valid
             signature (definitions/signing.py).
+        credentials: the services' credentials, added at call time
+            (activities/credentials.py); None sends none.
     """
 
     def __init__(
-        self, http: httpx.AsyncClient, policy: OutboundPolicy, *, signing_key: str = ""
+        self,
+        http: httpx.AsyncClient,
+        policy: OutboundPolicy,
+        *,
+        signing_key: str = "",
+        credentials: Credentials | None = None,
     ) -> None:
         self._http = http
         self._policy = policy
         self._signing_key = signing_key
+        self._credentials = credentials
 
     @activity.defn(dynamic=True)
     async def call_service(self, args: Sequence[RawValue]) -> dict[str, Any]:
@@ -166,9 +175,7 @@ class StepActivities:
             )
         headers = {**_headers(call), "Content-Type": "application/json"}
         content = None if call.spec.method == "GET" else body
-        task = asyncio.create_task(
-            self._send(call.spec.method, url, content, headers, call.spec.timeout, where)
-        )
+        task = asyncio.create_task(self._call(call, url, content, headers, where))
         try:
             # Heartbeats let Temporal notice a lost worker within the heartbeat timeout
             # instead of the action's whole timeout.
@@ -182,6 +189,31 @@ class StepActivities:
                 task.cancel()
         status, content_type, received = task.result()
         return await self._output(call, where, status, content_type, received)
+
+    async def _call(
+        self,
+        call: StepCall,
+        url: httpx.URL,
+        content: bytes | None,
+        headers: dict[str, str],
+        where: str,
+    ) -> tuple[int, str, bytes]:
+        """The service's credential (looked up now, never part of the step's input), then
+        the call."""
+        auth = await self._auth(call, url, where)
+        return await self._send(
+            call.spec.method, url, content, headers, call.spec.timeout, where, auth=auth
+        )
+
+    async def _auth(self, call: StepCall, url: httpx.URL, where: str) -> CallAuth | None:
+        if self._credentials is None:
+            return None
+        try:
+            return await self._credentials.for_call(call.service, url, timeout=call.spec.timeout)
+        except CredentialUnavailable as exc:
+            raise _failure(
+                f"{where} {exc}", "CredentialUnavailable", retryable=exc.retryable
+            ) from None
 
     def _verify(self, call: StepCall, where: str) -> None:
         """With a signing key, only a step signed under it runs (nothing is sent otherwise)."""
@@ -220,23 +252,43 @@ class StepActivities:
         headers: dict[str, str],
         timeout: float,
         where: str,
+        *,
+        auth: CallAuth | None = None,
     ) -> tuple[int, str, bytes]:
         limit = self._policy.payload_limit_bytes
         # Redirects are followed here rather than by httpx, so that every hop is resolved
         # and checked like the first target: an allowed service cannot send the worker
-        # anywhere the policy refuses.
+        # anywhere the policy refuses. The credential goes only to its own origin.
         hops = 0
+        refreshed = False
         while True:
             target = await self._check(url, timeout, where, redirected=hops > 0)
             request = self._http.build_request(
                 method,
                 target.url,
                 content=content,
-                headers={**headers, **target.headers},
+                headers={**headers, **(auth.headers_for(url) if auth else {}), **target.headers},
                 extensions=dict(target.extensions),
                 timeout=timeout,
             )
             response = await self._open(request, url, where)
+            if (
+                response.status_code == 401
+                and auth is not None
+                and auth.refresh is not None
+                and not refreshed
+                and auth.headers_for(url)
+            ):
+                # An OAuth2 token the service no longer takes: ask for a new one, once.
+                await response.aclose()
+                refreshed = True
+                try:
+                    auth.headers = await auth.refresh()
+                except CredentialUnavailable as exc:
+                    raise _failure(
+                        f"{where} {exc}", "CredentialUnavailable", retryable=exc.retryable
+                    ) from None
+                continue
             follow = response.next_request
             if not (self._policy.follow_redirects and follow is not None):
                 break
@@ -260,13 +312,24 @@ class StepActivities:
                 # Only a prefix of a failure's body: an answer saying "unavailable" stays
                 # retryable however large its body is.
                 prefix, complete = await _read(response, ERROR_BODY_PREFIX)
-                self._raise_failure(url, response, where, prefix, complete)
+                self._raise_failure(
+                    url, response, where, prefix, complete, scrub=auth.scrub if auth else None
+                )
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > limit:
                 raise _too_large(where, limit, int(declared))
             received, complete = await _read(response, limit)
             if not complete:
                 raise _too_large(where, limit, None)
+            if auth is not None and auth.echoed_in(received):
+                # Its output goes into the execution's history, where no credential goes.
+                raise _failure(
+                    f"{where} answered with its own credential in the body; the output is "
+                    "not kept (a credential never goes into an execution's history): make "
+                    "the service stop echoing it",
+                    "CredentialEchoed",
+                    retryable=False,
+                )
         except httpx.TimeoutException as exc:
             raise _failure(
                 f"{where} timed out reading the response from {url}: {type(exc).__name__}",
@@ -335,12 +398,17 @@ class StepActivities:
         where: str,
         prefix: bytes,
         complete: bool,
+        *,
+        scrub: Callable[[str], str] | None = None,
     ) -> NoReturn:
-        """The classified failure for an answer other than 2xx."""
+        """The classified failure for an answer other than 2xx; `scrub` takes the call's
+        secrets out of what the service answered (it may echo them)."""
         status = response.status_code
+        clean = scrub or (lambda text: text)
+        described = clean(_describe(response, prefix, complete))
         if status >= 500 or status in RETRYABLE_STATUS:
             raise _failure(
-                f"{where} got HTTP {status} from {url}: {_describe(response, prefix, complete)}",
+                f"{where} got HTTP {status} from {url}: {described}",
                 "ServiceUnavailable" if status >= 500 else f"HTTP{status}",
                 retryable=True,
                 status_code=status,
@@ -348,14 +416,15 @@ class StepActivities:
             )
         if 300 <= status < 400:
             raise _failure(
-                f"{where} got a redirect (HTTP {status}) to {response.headers.get('location')}; "
+                f"{where} got a redirect (HTTP {status}) to "
+                f"{clean(str(response.headers.get('location')))}; "
                 "register the final URL, or set FOLLOW_REDIRECTS=true",
                 "UnexpectedRedirect",
                 retryable=False,
                 status_code=status,
             )
         raise _failure(
-            f"{where} was refused with HTTP {status}: {_describe(response, prefix, complete)}",
+            f"{where} was refused with HTTP {status}: {described}",
             "ServiceRejected",
             retryable=False,
             status_code=status,

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, Self, TypeVar
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from definitions.json_values import unstorable
 from definitions.models import (
@@ -86,6 +95,113 @@ def _health_path(value: str | None) -> str | None:
     return value
 
 
+HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$"
+RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "idempotency-key",
+        "x-request-id",
+        "x-execution-id",
+        "x-step-id",
+    }
+)
+"""Headers the worker sets itself; a credential may not replace them (nor X-Context-*)."""
+MAX_SECRET_CHARS = 8192
+
+
+def _header_text(value: str) -> str:
+    """A header can carry it as is: printable ASCII (no CR/LF: no header injection)."""
+    if not (value.isascii() and value.isprintable()):
+        raise ValueError("must be printable ASCII (a header carries it as is)")
+    return value
+
+
+class ApiKeyCredential(_Strict):
+    """A header the worker adds to every call of the service, e.g. X-API-Key."""
+
+    type: Literal["api_key"]
+    header: str = Field(default="X-API-Key", pattern=HEADER_NAME_PATTERN)
+    value: str = Field(min_length=1, max_length=MAX_SECRET_CHARS, description="write-only")
+
+    @field_validator("header")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        lowered = value.lower()
+        if lowered in RESERVED_HEADERS or lowered.startswith("x-context-"):
+            raise ValueError(
+                f"the worker sets {value} itself; name another header (e.g. X-API-Key, "
+                "or Authorization)"
+            )
+        return value
+
+    _check_value = field_validator("value")(_header_text)
+
+
+class BasicCredential(_Strict):
+    """HTTP basic authentication (RFC 7617, UTF-8)."""
+
+    type: Literal["basic"]
+    username: str = Field(min_length=1, max_length=1024)
+    password: str = Field(max_length=MAX_SECRET_CHARS, description="write-only")
+
+    @field_validator("username")
+    @classmethod
+    def _no_colon(cls, value: str) -> str:
+        if ":" in value:
+            raise ValueError("a basic-auth username cannot contain ':'")
+        return value
+
+
+class OAuth2ClientCredentials(_Strict):
+    """OAuth2 client credentials grant: the worker asks `token_url` for a token (form
+    POST with client_id and client_secret), caches it until shortly before it expires,
+    and sends it as `Authorization: Bearer <token>`."""
+
+    type: Literal["oauth2_client_credentials"]
+    token_url: AnyHttpUrl = Field(examples=["https://auth.example.com/oauth/token"])
+    client_id: str = Field(min_length=1, max_length=1024)
+    client_secret: str = Field(min_length=1, max_length=MAX_SECRET_CHARS, description="write-only")
+    scope: str | None = Field(default=None, max_length=2000)
+    audience: str | None = Field(default=None, max_length=2000)
+
+
+CredentialIn = Annotated[
+    ApiKeyCredential | BasicCredential | OAuth2ClientCredentials, Field(discriminator="type")
+]
+
+_CREDENTIAL_DESCRIPTION = (
+    "write-only: a credential the worker adds to every call of the service, by `type`: "
+    "api_key {header, value}, basic {username, password}, or oauth2_client_credentials "
+    "{token_url, client_id, client_secret, scope, audience}. Stored encrypted (needs "
+    "ENCRYPTION_KEYS); answers show only its type and non-secret fields"
+)
+
+
+def _quiet_credential(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Validate a credential without echoing what was sent: a 422 quotes each problem's
+    input, and here that input may be the secret."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        raise ValidationError.from_exception_data(
+            "credential",
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError(
+                        "invalid_credential", "{problem}", {"problem": e["msg"]}
+                    ),
+                    loc=tuple(e["loc"]),
+                    input="(not echoed)",
+                )
+                for e in exc.errors(include_url=False, include_input=False)
+            ],
+        ) from None
+
+
 class ServiceCreate(_Strict):
     name: str = Field(pattern=SERVICE_NAME_PATTERN, examples=["text-extraction"])
     description: str = Field(default="", max_length=2000)
@@ -94,8 +210,10 @@ class ServiceCreate(_Strict):
     metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
     status: DefinitionStatus = DefinitionStatus.ACTIVE
     health_path: str = Field(default="/health", max_length=500, json_schema_extra={"pattern": "^/"})
+    credential: CredentialIn | None = Field(default=None, description=_CREDENTIAL_DESCRIPTION)
 
     _check_health_path = field_validator("health_path")(_health_path)
+    _check_credential = field_validator("credential", mode="wrap")(_quiet_credential)
 
 
 class ServiceUpdate(_Strict):
@@ -108,8 +226,29 @@ class ServiceUpdate(_Strict):
     health_path: str | None = Field(
         default=None, max_length=500, json_schema_extra={"pattern": "^/"}
     )
+    credential: CredentialIn | None = Field(
+        default=None, description=_CREDENTIAL_DESCRIPTION + "; null removes it"
+    )
 
     _check_health_path = field_validator("health_path")(_health_path)
+    _check_credential = field_validator("credential", mode="wrap")(_quiet_credential)
+
+
+class CredentialPublic(BaseModel):
+    """What the API shows of a stored credential: its type and non-secret fields."""
+
+    type: Literal["api_key", "basic", "oauth2_client_credentials"]
+    configured: bool = True
+    header: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    username: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    token_url: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    client_id: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    scope: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    audience: str | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
+PUBLIC_CREDENTIAL_FIELDS = ("header", "username", "token_url", "client_id", "scope", "audience")
+"""The fields of a credential the API may show; every other field is a secret."""
 
 
 class ServicePublic(BaseModel):
@@ -123,11 +262,17 @@ class ServicePublic(BaseModel):
     health_path: str
     created_at: datetime
     updated_at: datetime
+    credential: CredentialPublic | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="the service's credential without its secrets; absent if it has none",
+    )
     warnings: list[str] | None = Field(
         default=None,
         exclude_if=lambda value: not value,
-        description="set on a registration or update whose endpoint the outbound policy "
-        "refuses now: its steps would fail until ALLOWED_HOSTS allows it",
+        description="set on a registration or update whose endpoint (or credential "
+        "token_url) the outbound policy refuses now: its steps would fail until "
+        "ALLOWED_HOSTS allows it",
     )
 
 

@@ -1,19 +1,45 @@
-"""Registry operations on services."""
+"""Registry operations on services, and the sealing of their outbound credentials.
+
+A service's credential is stored sealed: the credential, the service's id and the
+origin of its endpoint, as JSON, encrypted with AES-256-GCM under the first
+ENCRYPTION_KEYS key by the payload codec (core/codec.py), with the key id beside the
+ciphertext, and the non-secret fields (type, header, username, token_url, client_id,
+scope, audience) in clear for the API to show. Any configured key opens it. Sealed with
+the service's id and origin, a credential copied onto another service's row, or a step
+sent to another origin (a forged start, a redirect), never gets it (activities/credentials.py).
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.api.common.v1 import Payload
 
+from core.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec
 from definitions.models import ActionSpec
 from registry.errors import ConflictError, InvalidDefinitionError, NotFoundError
 from registry.schemas import (
+    PUBLIC_CREDENTIAL_FIELDS,
+    ApiKeyCredential,
+    BasicCredential,
+    CredentialIn,
+    CredentialPublic,
     DefinitionStatus,
+    OAuth2ClientCredentials,
     ServiceCreate,
     ServicePublic,
     ServiceUpdate,
@@ -23,6 +49,133 @@ from registry.tables import ServiceRow, WorkflowRow, utcnow
 from registry.validation import validate_actions
 
 RESOURCE = "service"
+
+Credential = ApiKeyCredential | BasicCredential | OAuth2ClientCredentials
+SEALED_VERSION = 1
+_CREDENTIAL: TypeAdapter[Credential] = TypeAdapter(CredentialIn)
+_PLAIN_JSON = b"json/plain"
+
+NO_ENCRYPTION_KEYS = (
+    "storing a credential needs ENCRYPTION_KEYS (no secret is stored in plaintext): set "
+    "ENCRYPTION_KEYS on the gateway and the workers to `key_id:<base64 of 32 random bytes>` "
+    "(make one with `python -m core.codec new-key`), or register the service without a "
+    "credential"
+)
+
+
+class CredentialUnreadableError(ValueError):
+    """A stored credential cannot be opened here: no ENCRYPTION_KEYS, a key id not
+    configured, altered data, or sealed for another service. Never names a secret."""
+
+
+@dataclass(frozen=True)
+class OpenedCredential:
+    """A stored credential, decrypted, with what it was sealed with."""
+
+    service_id: str
+    origin: str
+    """The origin (scheme://host:port) of the endpoint the credential may be sent to."""
+    credential: Credential
+
+
+def origin_of(url: str | httpx.URL) -> str:
+    """`scheme://host:port` of a URL (the port spelled out), lower-cased."""
+    parsed = httpx.URL(str(url))
+    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme, 0)
+    return f"{parsed.scheme}://{parsed.host}:{port}".lower()
+
+
+def codec_of(encryption_keys: str) -> EncryptionCodec | None:
+    """The codec of an ENCRYPTION_KEYS setting; None if it is empty."""
+    return EncryptionCodec.from_setting(encryption_keys) if encryption_keys.strip() else None
+
+
+def _canonical(credential: Credential) -> bytes:
+    return json.dumps(
+        credential.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
+    ).encode()
+
+
+def seal_credential(
+    codec: EncryptionCodec, *, service_id: str, endpoint: str, credential: Credential
+) -> dict[str, Any]:
+    """The stored form of `credential` for the service `service_id` at `endpoint`."""
+    plain = json.dumps(
+        {
+            "service_id": service_id,
+            "origin": origin_of(endpoint),
+            "credential": credential.model_dump(mode="json"),
+        },
+        separators=(",", ":"),
+    ).encode()
+    sealed = codec.encrypt(Payload(metadata={"encoding": _PLAIN_JSON}, data=plain))
+    public = {
+        name: value
+        for name, value in credential.model_dump(mode="json").items()
+        if name in PUBLIC_CREDENTIAL_FIELDS and value is not None
+    }
+    return {
+        "version": SEALED_VERSION,
+        "key_id": codec.encrypting_key_id,
+        "sealed": base64.b64encode(sealed.data).decode(),
+        "public": {"type": credential.type, **public},
+    }
+
+
+def open_credential(
+    codec: EncryptionCodec | None, *, service_id: str, stored: dict[str, Any]
+) -> OpenedCredential:
+    """The credential sealed in `stored` (a row's `credential`).
+
+    Raises:
+        CredentialUnreadableError: see the class; the message says what to configure.
+    """
+    if codec is None:
+        raise CredentialUnreadableError(
+            "the service has a stored credential, and ENCRYPTION_KEYS is not set here; set "
+            "the ENCRYPTION_KEYS of the gateway that stored it"
+        )
+    key_id = str(stored.get("key_id", ""))
+    try:
+        payload = Payload(
+            metadata={"encoding": ENCODING, KEY_ID_METADATA: key_id.encode()},
+            data=base64.b64decode(str(stored.get("sealed", "")), validate=True),
+        )
+        plain = json.loads(codec.decrypt(payload).data)
+        opened = OpenedCredential(
+            service_id=str(plain["service_id"]),
+            origin=str(plain["origin"]),
+            credential=_CREDENTIAL.validate_python(plain["credential"]),
+        )
+    except (binascii.Error, KeyError, TypeError, PydanticValidationError):
+        raise CredentialUnreadableError(
+            f"the stored credential (key id {key_id!r}) is not in the sealed form this "
+            "version writes; set the credential again"
+        ) from None
+    except ValueError as exc:  # the codec's errors name key ids, never key material
+        raise CredentialUnreadableError(f"the stored credential cannot be decrypted: {exc}") from (
+            None
+        )
+    if opened.service_id != service_id:
+        raise CredentialUnreadableError(
+            "the stored credential was sealed for another service; set the credential again"
+        )
+    return opened
+
+
+def credential_digest(encryption_keys: str, credential: Credential | None) -> str | None:
+    """A keyed digest of a credential, for binding an Idempotency-Key to a request
+    without keeping a plain hash of its secret (which a weak password would not survive)."""
+    if credential is None:
+        return None
+    key = hashlib.sha256(b"si-credential-digest\0" + encryption_keys.encode()).digest()
+    return hmac.new(key, _canonical(credential), hashlib.sha256).hexdigest()
+
+
+def _public_credential(stored: dict[str, Any] | None) -> CredentialPublic | None:
+    if not stored:
+        return None
+    return CredentialPublic.model_validate({**stored.get("public", {}), "configured": True})
 
 
 def to_public(row: ServiceRow) -> ServicePublic:
@@ -37,6 +190,30 @@ def to_public(row: ServiceRow) -> ServicePublic:
         health_path=row.health_path,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        credential=_public_credential(row.credential),
+    )
+
+
+def _needs_keys(codec: EncryptionCodec | None) -> EncryptionCodec:
+    if codec is None:
+        raise InvalidDefinitionError(
+            [{"loc": ["credential"], "msg": NO_ENCRYPTION_KEYS, "type": "value_error"}]
+        )
+    return codec
+
+
+def _same_credential(
+    row: ServiceRow, credential: Credential | None, codec: EncryptionCodec | None
+) -> bool:
+    """Compared decrypted: a stored credential that cannot be opened here is different."""
+    if row.credential is None or credential is None:
+        return row.credential is None and credential is None
+    try:
+        opened = open_credential(codec, service_id=row.id, stored=row.credential)
+    except CredentialUnreadableError:
+        return False
+    return opened.origin == origin_of(row.endpoint) and hmac.compare_digest(
+        _canonical(opened.credential), _canonical(credential)
     )
 
 
@@ -44,7 +221,9 @@ def _dump_actions(actions: Sequence[ActionSpec]) -> list[dict[str, Any]]:
     return [a.model_dump(mode="json") for a in actions]
 
 
-def _same_definition(row: ServiceRow, body: ServiceCreate) -> bool:
+def _same_definition(
+    row: ServiceRow, body: ServiceCreate, codec: EncryptionCodec | None = None
+) -> bool:
     return (
         row.description == body.description
         and row.endpoint == endpoint_text(body.endpoint)
@@ -52,6 +231,7 @@ def _same_definition(row: ServiceRow, body: ServiceCreate) -> bool:
         and row.metadata_ == body.metadata
         and row.status == body.status.value
         and row.health_path == body.health_path
+        and _same_credential(row, body.credential, codec)
     )
 
 
@@ -67,33 +247,54 @@ async def get_by_name(session: AsyncSession, name: str) -> ServiceRow | None:
     return (await session.execute(select(ServiceRow).where(ServiceRow.name == name))).scalar()
 
 
-async def register(session: AsyncSession, body: ServiceCreate) -> tuple[ServiceRow, bool]:
+async def register(
+    session: AsyncSession, body: ServiceCreate, *, codec: EncryptionCodec | None = None
+) -> tuple[ServiceRow, bool]:
     """Store a new service, or return the stored one if it is identical.
 
     Flushed, not committed: the caller commits it in one transaction with the answer it
     stores for the request's Idempotency-Key (gateway/idempotency.py `write_once`).
 
+    Identical includes the credential, compared decrypted: the same secret sent again
+    is the stored service (200); another secret, a credential added or left out, or a
+    stored one this codec cannot open is a different definition (409, change it with
+    PATCH).
+
+    Args:
+        codec: ENCRYPTION_KEYS' codec; a credential cannot be stored without it.
+
     Returns:
         The row, and whether it was created now.
 
     Raises:
-        InvalidDefinitionError: an action schema is no valid JSON Schema.
+        InvalidDefinitionError: an action schema is no valid JSON Schema, or a credential
+            is sent and no ENCRYPTION_KEYS is set.
         ConflictError: the name belongs to a different definition.
     """
     problems = validate_actions(body.actions)
     if problems:
         raise InvalidDefinitionError(problems)
+    if body.credential is not None:
+        codec = _needs_keys(codec)
     existing = await get_by_name(session, body.name)
     if existing is not None:
-        if _same_definition(existing, body):
+        if _same_definition(existing, body, codec):
             return existing, False
         raise _name_taken(existing)
     now = utcnow()
+    service_id = str(uuid.uuid4())
+    endpoint = endpoint_text(body.endpoint)
+    assert endpoint is not None
     row = ServiceRow(
-        id=str(uuid.uuid4()),
+        id=service_id,
+        credential=None
+        if body.credential is None or codec is None
+        else seal_credential(
+            codec, service_id=service_id, endpoint=endpoint, credential=body.credential
+        ),
         name=body.name,
         description=body.description,
-        endpoint=endpoint_text(body.endpoint),
+        endpoint=endpoint,
         actions=_dump_actions(body.actions),
         metadata_=body.metadata,
         status=body.status.value,
@@ -108,7 +309,7 @@ async def register(session: AsyncSession, body: ServiceCreate) -> tuple[ServiceR
         # Lost a race with a concurrent registration of the same name.
         await session.rollback()
         existing = await get_by_name(session, body.name)
-        if existing is not None and _same_definition(existing, body):
+        if existing is not None and _same_definition(existing, body, codec):
             return existing, False
         raise _name_taken(existing) from None
     return row, True
@@ -133,13 +334,24 @@ async def _workflows_using(session: AsyncSession, service_name: str) -> list[Wor
 
 
 async def update(
-    session: AsyncSession, service_id: str, body: ServiceUpdate, *, commit: bool = True
+    session: AsyncSession,
+    service_id: str,
+    body: ServiceUpdate,
+    *,
+    commit: bool = True,
+    codec: EncryptionCodec | None = None,
 ) -> ServicePublic:
     """Apply the fields that are set and commit; running executions keep their pinned copy.
+
+    `credential` replaces the stored credential, and `credential: null` removes it. The
+    credential is bound to the origin of the endpoint it was set with: moving the
+    endpoint to another origin needs the credential sent again (or null), so that an
+    update cannot send a stored secret somewhere new without knowing it.
 
     Args:
         commit: False leaves the commit to the caller (which adds the Idempotency-Key's
             answer to the same transaction).
+        codec: ENCRYPTION_KEYS' codec; a credential cannot be stored without it.
 
     Returns:
         The service as stored now.
@@ -153,6 +365,28 @@ async def update(
         problems = validate_actions(body.actions)
         if problems:
             raise InvalidDefinitionError(problems)
+    credential_sent = "credential" in body.model_fields_set
+    if body.credential is not None:
+        codec = _needs_keys(codec)
+    new_endpoint = endpoint_text(body.endpoint) if body.endpoint is not None else row.endpoint
+    assert new_endpoint is not None
+    if (
+        row.credential is not None
+        and not credential_sent
+        and origin_of(new_endpoint) != origin_of(row.endpoint)
+    ):
+        raise InvalidDefinitionError(
+            [
+                {
+                    "loc": ["credential"],
+                    "msg": f"the service's credential may be sent only to "
+                    f"{origin_of(row.endpoint)}; to move the endpoint to "
+                    f"{origin_of(new_endpoint)}, send the credential again in the same "
+                    "update (or credential: null to remove it)",
+                    "type": "value_error",
+                }
+            ]
+        )
     if body.name is not None and body.name != row.name:
         other = await get_by_name(session, body.name)
         if other is not None:
@@ -196,6 +430,14 @@ async def update(
         row.status = body.status.value
     if body.health_path is not None:
         row.health_path = body.health_path
+    if credential_sent:
+        row.credential = (
+            None
+            if body.credential is None or codec is None
+            else seal_credential(
+                codec, service_id=row.id, endpoint=row.endpoint, credential=body.credential
+            )
+        )
     row.updated_at = utcnow()
     await session.flush()
     public = to_public(row)
@@ -242,3 +484,22 @@ async def counts_by_status(session: AsyncSession) -> dict[str, int]:
         select(ServiceRow.status, func.count()).group_by(ServiceRow.status)
     )
     return {status: count for status, count in rows.all()}
+
+
+async def credential_for_call(
+    session: AsyncSession, service_name: str, codec: EncryptionCodec | None
+) -> OpenedCredential | None:
+    """The opened credential of the service named `service_name`, or None if it has none
+    (or no service has that name: the step's own call then says what is wrong).
+
+    Raises:
+        CredentialUnreadableError: it has one, and it cannot be opened here.
+    """
+    found = (
+        await session.execute(
+            select(ServiceRow.id, ServiceRow.credential).where(ServiceRow.name == service_name)
+        )
+    ).first()
+    if found is None or found.credential is None:
+        return None
+    return open_credential(codec, service_id=found.id, stored=found.credential)

@@ -46,6 +46,13 @@ class ServiceRow(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonType)
     status: Mapped[str] = mapped_column(String(16), index=True)
     health_path: Mapped[str] = mapped_column(String(500), default="/health")
+    credential: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql"),
+        nullable=True,
+        default=None,
+    )
+    """The outbound credential, sealed (registry/services.py `seal_credential`): the key
+    id, the AES-256-GCM ciphertext and the non-secret fields the API shows; NULL if none."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

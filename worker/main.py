@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from temporalio.workflow import NondeterminismError
 
+from activities.credentials import Credentials
 from activities.definitions import DefinitionActivities
 from activities.http_step import StepActivities
 from activities.mocks import mock_step
@@ -98,14 +99,18 @@ def build_worker(
     http: httpx.AsyncClient,
 ) -> Worker:
     """The worker for the task queue: the stored-workflow workflow and both activities."""
+    policy = OutboundPolicy(
+        allowed_hosts=settings.allowed_hosts,
+        payload_limit_bytes=settings.payload_limit_bytes,
+        follow_redirects=settings.follow_redirects,
+    )
     steps = StepActivities(
         http,
-        OutboundPolicy(
-            allowed_hosts=settings.allowed_hosts,
-            payload_limit_bytes=settings.payload_limit_bytes,
-            follow_redirects=settings.follow_redirects,
-        ),
+        policy,
         signing_key=getattr(settings, "definition_signing_key", ""),
+        credentials=Credentials(
+            sessions=sessions, encryption_keys=settings.encryption_keys, http=http, policy=policy
+        ),
     )
     definitions = DefinitionActivities(
         sessions, signing_key=getattr(settings, "definition_signing_key", "")

@@ -40,6 +40,7 @@ from registry.errors import InvalidDefinitionError
 from registry.paging import public_page
 from registry.schemas import (
     DefinitionStatus,
+    OAuth2ClientCredentials,
     ServiceCreate,
     ServicePublic,
     ServicesPage,
@@ -53,8 +54,18 @@ LOOKUP_TIMEOUT = 2.0
 """Seconds the registration's policy check waits for a name to resolve; then no warning."""
 
 
-async def outbound_warnings(settings: Settings, endpoint: str | None) -> list[str]:
+async def outbound_warnings(
+    settings: Settings,
+    endpoint: str | None,
+    *,
+    loc: tuple[str, ...] = ("endpoint",),
+    what: str = "this endpoint, so its steps would fail",
+) -> list[str]:
     """What the outbound policy says of an endpoint being registered: [] if it allows it.
+
+    Args:
+        loc: where the URL is in the body (a credential's token_url is checked too).
+        what: what the refusal means, for the message.
 
     Raises:
         InvalidDefinitionError: in ENVIRONMENT=production, where a refused endpoint is
@@ -71,10 +82,35 @@ async def outbound_warnings(settings: Settings, endpoint: str | None) -> list[st
         return []  # checked again on every call the worker makes
     if refusal is None:
         return []
-    message = f"the outbound policy refuses this endpoint, so its steps would fail: {refusal}"
+    message = f"the outbound policy refuses {what}: {refusal}"
     if settings.environment == "production":
-        raise InvalidDefinitionError([{"loc": ["endpoint"], "msg": message, "type": "value_error"}])
+        raise InvalidDefinitionError([{"loc": list(loc), "msg": message, "type": "value_error"}])
     return [message]
+
+
+async def credential_warnings(settings: Settings, credential: Any) -> list[str]:
+    """The outbound policy on an OAuth2 credential's token_url, as on endpoints."""
+    if not isinstance(credential, OAuth2ClientCredentials):
+        return []
+    return await outbound_warnings(
+        settings,
+        str(credential.token_url),
+        loc=("credential", "token_url"),
+        what="this token_url, so the service's steps could get no token and would fail",
+    )
+
+
+def idempotency_request(body: ServiceCreate | ServiceUpdate, settings: Settings) -> Any:
+    """What an Idempotency-Key is bound to: the body, with a credential's secrets
+    replaced by a keyed digest (a plain hash of a weak password would give it away)."""
+    if "credential" not in body.model_fields_set:
+        return body
+    encoded = jsonable_encoder(body.model_copy(update={"credential": None}))
+    encoded["credential"] = {
+        "sent": True,
+        "digest": services.credential_digest(settings.encryption_keys, body.credential),
+    }
+    return encoded
 
 
 def _with_warnings(content: Any, warnings: list[str]) -> Any:
@@ -93,19 +129,28 @@ def _with_warnings(content: Any, warnings: list[str]) -> Any:
 async def register_service(
     body: ServiceCreate, session: SessionDep, idempotency: IdempotencyDep, settings: SettingsDep
 ) -> JSONResponse:
-    """Register a service. Registering an identical definition again returns the stored one.
+    """Register a service. Registering an identical definition again returns the stored one
+    (a credential included, compared decrypted).
 
-    An endpoint the outbound policy refuses is stored with `warnings` (a 422 in
-    ENVIRONMENT=production).
+    An endpoint (or a credential's token_url) the outbound policy refuses is stored with
+    `warnings` (a 422 in ENVIRONMENT=production). A `credential` is stored encrypted and
+    never answered: it needs ENCRYPTION_KEYS (422 without).
     """
     warnings = await outbound_warnings(settings, str(body.endpoint))
+    warnings += await credential_warnings(settings, body.credential)
 
     async def write() -> tuple[int, Any]:
-        row, created = await services.register(session, body)
+        row, created = await services.register(
+            session, body, codec=services.codec_of(settings.encryption_keys)
+        )
         return (201 if created else 200), jsonable_encoder(services.to_public(row))
 
     status_code, content = await write_once(
-        session, idempotency, scope="POST /api/services", request=body, write=write
+        session,
+        idempotency,
+        scope="POST /api/services",
+        request=idempotency_request(body, settings),
+        write=write,
     )
     return JSONResponse(_with_warnings(content, warnings), status_code=status_code)
 
@@ -150,19 +195,32 @@ async def update_service(
 ) -> JSONResponse:
     """Update the fields sent. Running executions keep the definition they started with.
 
-    A new endpoint the outbound policy refuses is stored with `warnings` (a 422 in
-    ENVIRONMENT=production).
+    A new endpoint (or credential token_url) the outbound policy refuses is stored with
+    `warnings` (a 422 in ENVIRONMENT=production). `credential` replaces the stored one,
+    `credential: null` removes it; moving the endpoint to another origin needs the
+    credential sent again.
     """
     warnings = await outbound_warnings(
         settings, str(body.endpoint) if body.endpoint is not None else None
     )
+    warnings += await credential_warnings(settings, body.credential)
 
     async def write() -> tuple[int, Any]:
-        updated = await services.update(session, service_id, body, commit=False)
+        updated = await services.update(
+            session,
+            service_id,
+            body,
+            commit=False,
+            codec=services.codec_of(settings.encryption_keys),
+        )
         return 200, jsonable_encoder(updated)
 
     status_code, content = await write_once(
-        session, idempotency, scope=f"PATCH /api/services/{service_id}", request=body, write=write
+        session,
+        idempotency,
+        scope=f"PATCH /api/services/{service_id}",
+        request=idempotency_request(body, settings),
+        write=write,
     )
     return JSONResponse(_with_warnings(content, warnings), status_code=status_code)
 

@@ -144,3 +144,112 @@ def start_test_services() -> TestServices:
             return state
         threading.Event().wait(0.05)
     raise RuntimeError("test services did not start")
+
+
+# --- Services that require credentials (tests/credentials) ----------------------------
+#
+# Appended as a wrapper of `create_app`, so the routes above stay as they are:
+# `start_test_services` builds the app through the wrapper.
+
+
+@dataclass
+class OAuthClient:
+    """A client of the test token endpoint, and what it did."""
+
+    client_id: str
+    client_secret: str
+    lifetime: float = 60.0
+    """The `expires_in` of the tokens issued (seconds); the server enforces it too."""
+    fail_with: int | None = None
+    """Answer this status (with an RFC 6749 error body) instead of a token."""
+    requests: int = 0
+    forms: list[dict[str, str]] = field(default_factory=list)
+    issued: dict[str, float] = field(default_factory=dict)
+    """token -> monotonic time it expires at."""
+
+    def revoke_all(self) -> None:
+        self.issued.clear()
+
+
+@dataclass
+class AuthState:
+    """Per token: the headers a protected endpoint requires, or its OAuth2 client."""
+
+    required: dict[str, dict[str, str]] = field(default_factory=dict)
+    """token -> {lower-case header: value} the `auth` endpoint requires."""
+    oauth: dict[str, OAuthClient] = field(default_factory=dict)
+    authorized: dict[str, list[bool]] = field(default_factory=lambda: defaultdict(list))
+
+
+auth_state = AuthState()
+
+
+def _add_credential_routes(app: FastAPI, state: TestServices) -> None:
+    import time
+
+    @app.post("/auth/{token}/{action}")
+    async def auth(token: str, action: str, request: Request) -> JSONResponse:
+        """200 {"authorized": true} if every required header has its value, else 401.
+        Never echoes a header."""
+        await record(state, token, request)
+        required = auth_state.required.get(token, {})
+        ok = bool(required) and all(request.headers.get(k) == v for k, v in required.items())
+        auth_state.authorized[token].append(ok)
+        return JSONResponse({"authorized": ok}, status_code=200 if ok else 401)
+
+    @app.post("/oauth/{token}/token")
+    async def oauth_token(token: str, request: Request) -> JSONResponse:
+        """Client credentials grant: counts requests, issues tokens that expire."""
+        client = auth_state.oauth[token]
+        client.requests += 1
+        from urllib.parse import parse_qsl
+
+        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        client.forms.append(form)
+        if client.fail_with is not None:
+            return JSONResponse({"error": "temporarily_unavailable"}, client.fail_with)
+        if (
+            form.get("grant_type") != "client_credentials"
+            or form.get("client_id") != client.client_id
+            or form.get("client_secret") != client.client_secret
+        ):
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        issued = f"tok-{uuid.uuid4().hex}"
+        client.issued[issued] = time.monotonic() + client.lifetime
+        return JSONResponse(
+            {"access_token": issued, "token_type": "Bearer", "expires_in": client.lifetime}
+        )
+
+    @app.post("/bearer/{token}/{action}")
+    async def bearer(token: str, action: str, request: Request) -> JSONResponse:
+        """200 {"authorized": true} for an unexpired token the token endpoint issued."""
+        await record(state, token, request)
+        client = auth_state.oauth[token]
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        expires = client.issued.get(presented) if scheme.lower() == "bearer" else None
+        ok = expires is not None and expires > time.monotonic()
+        auth_state.authorized[token].append(ok)
+        return JSONResponse({"authorized": ok}, status_code=200 if ok else 401)
+
+    @app.post("/leaky/{token}/{action}")
+    async def leaky(token: str, action: str, request: Request) -> JSONResponse:
+        """Echoes the X-API-Key header it got (a service that must not be trusted with it)."""
+        await record(state, token, request)
+        return JSONResponse({"seen": request.headers.get("x-api-key", "")})
+
+
+async def record(state: TestServices, token: str, request: Request) -> None:
+    raw = await request.body()
+    body = None
+    if raw and request.headers.get("content-type", "").startswith("application/json"):
+        body = await request.json()
+    state.calls[token].append(Call(dict(request.headers), body))
+
+
+_create_base_app = create_app
+
+
+def create_app(state: TestServices) -> FastAPI:  # noqa: F811 - extends the app above
+    app = _create_base_app(state)
+    _add_credential_routes(app, state)
+    return app
