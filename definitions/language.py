@@ -11,6 +11,7 @@ workflow sandbox passes them through.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
@@ -281,3 +282,17 @@ def tolerated_failures(step: MapStep, count: int) -> int:
     if step.tolerated_failure_percentage is not None:
         allowed = max(allowed, int(count * step.tolerated_failure_percentage / 100))
     return allowed
+
+
+def raw_tasks(steps: list[Any]) -> Iterator[dict[str, Any]]:
+    """The task steps of stored steps (plain JSON, seed chain or flow), nested included."""
+    for step in steps:
+        if not isinstance(step, dict):
+            continue
+        if step.get("type", "task") == "task" and "service" in step:
+            yield step
+        for branch in step.get("branches") or []:
+            if isinstance(branch, dict):
+                yield from raw_tasks(branch.get("steps") or [])
+        if step.get("type") == "map":
+            yield from raw_tasks(step.get("steps") or [])

@@ -29,19 +29,28 @@ class AllowEveryMethod:
     def __init__(self, app: ASGIApp, *, document: Callable[[], dict[str, Any]]) -> None:
         self.app = app
         self.document = document
-        self._paths: list[tuple[re.Pattern[str], list[str]]] | None = None
+        self._paths: list[tuple[re.Pattern[str], list[str], bool]] | None = None
 
     def allowed(self, path: str) -> list[str]:
         if self._paths is None:
             self._paths = [
-                (_path_pattern(template), sorted(m.upper() for m in operations if m in _METHODS))
+                (
+                    _path_pattern(template),
+                    sorted(m.upper() for m in operations if m in _METHODS),
+                    "{" not in template,
+                )
                 for template, operations in self.document().get("paths", {}).items()
             ]
-        methods: set[str] = set()
-        for pattern, documented in self._paths:
-            if pattern.match(path):
-                methods.update(documented)
-        return sorted(methods)
+        matching = [
+            (documented, static)
+            for pattern, documented, static in self._paths
+            if pattern.match(path)
+        ]
+        # A path written out in full (/workflows/validate) is its own resource, even where a
+        # template (/workflows/{workflow_id}) would also match it.
+        if any(static for _, static in matching):
+            matching = [(documented, static) for documented, static in matching if static]
+        return sorted({method for documented, _ in matching for method in documented})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.api.common.v1 import Payload
 
 from core.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec
+from definitions.language import raw_tasks
 from definitions.models import ActionSpec
 from registry.errors import ConflictError, InvalidDefinitionError, NotFoundError
 from registry.schemas import (
@@ -330,7 +331,7 @@ async def _workflows_using(session: AsyncSession, service_name: str) -> list[Wor
     rows = (
         await session.execute(select(WorkflowRow).where(WorkflowRow.status == "ACTIVE"))
     ).scalars()
-    return [w for w in rows if any(step["service"] == service_name for step in w.steps)]
+    return [w for w in rows if any(s["service"] == service_name for s in raw_tasks(w.steps))]
 
 
 async def update(
@@ -409,7 +410,7 @@ async def update(
         kept = {a.name for a in body.actions}
         for workflow in await _workflows_using(session, row.name):
             missing = sorted(
-                {s["action"] for s in workflow.steps if s["service"] == row.name} - kept
+                {s["action"] for s in raw_tasks(workflow.steps) if s["service"] == row.name} - kept
             )
             if missing:
                 raise ConflictError(
