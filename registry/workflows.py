@@ -120,10 +120,13 @@ async def get_row(session: AsyncSession, workflow_id: str) -> WorkflowRow:
     return row
 
 
-async def get_version(session: AsyncSession, workflow_id: str, version: int) -> WorkflowPublic:
+async def _at_version(
+    session: AsyncSession, workflow_id: str, version: int | None
+) -> tuple[WorkflowRow, WorkflowVersionRow | None]:
+    """The workflow, and its stored `version` unless that is the current one (or None)."""
     row = await get_row(session, workflow_id)
-    if version == row.version:
-        return to_public(row)
+    if version is None or version == row.version:
+        return row, None
     stored = await session.get(WorkflowVersionRow, (workflow_id, version))
     if stored is None:
         raise NotFoundError(
@@ -131,7 +134,12 @@ async def get_version(session: AsyncSession, workflow_id: str, version: int) -> 
             f"{workflow_id}@{version}",
             hint=f"versions 1 to {row.version} exist",
         )
-    return to_public(stored, of=row)
+    return row, stored
+
+
+async def get_version(session: AsyncSession, workflow_id: str, version: int) -> WorkflowPublic:
+    row, stored = await _at_version(session, workflow_id, version)
+    return to_public(row) if stored is None else to_public(stored, of=row)
 
 
 async def get_by_name(session: AsyncSession, name: str) -> WorkflowRow | None:
@@ -429,18 +437,8 @@ async def pin_action(session: AsyncSession, service_id: str, action: str) -> Pin
 
 async def graph(session: AsyncSession, workflow_id: str, version: int | None) -> dict[str, Any]:
     """The nodes and edges of a workflow's definition (of `version`, default the current)."""
-    row = await get_row(session, workflow_id)
-    if version is not None and version != row.version:
-        stored = await session.get(WorkflowVersionRow, (workflow_id, version))
-        if stored is None:
-            raise NotFoundError(
-                "workflow version",
-                f"{workflow_id}@{version}",
-                hint=f"versions 1 to {row.version} exist",
-            )
-        steps, flow = stored.steps, stored.flow
-    else:
-        steps, flow = row.steps, row.flow
+    row, stored = await _at_version(session, workflow_id, version)
+    steps, flow = (row.steps, row.flow) if stored is None else (stored.steps, stored.flow)
     if flow is not None:
         return flow_graph(Flow.model_validate({"steps": steps, **flow}))
     return chain_graph([StepSpec.model_validate(s) for s in steps])
