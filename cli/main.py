@@ -1,7 +1,7 @@
 """`service-integration`: run the whole stack, or one part of it.
 
 service-integration dev        Temporal dev server + worker + gateway + example services
-service-integration worker     a worker against TEMPORAL_ADDRESS
+service-integration worker     a worker against TEMPORAL_ADDRESS (--processes N: N of them)
 service-integration gateway    the gateway on GATEWAY_PORT (8005)
 service-integration examples   the example services on 8006
 service-integration migrate    apply the registry's migrations to DATABASE_URL
@@ -111,7 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     dev = commands.add_parser("dev", help="run the whole stack on this machine")
     dev.add_argument("--ui-port", type=int, default=8233, help="Temporal web UI port")
     dev.add_argument("--no-examples", action="store_true", help="don't start the example services")
-    commands.add_parser("worker", help="run a worker")
+    worker = commands.add_parser("worker", help="run a worker")
+    worker.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="worker processes on the task queue, supervised (default: WORKER_PROCESSES or 1)",
+    )
     gateway = commands.add_parser("gateway", help="run the gateway")
     gateway.add_argument("--port", type=int, default=None)
     examples = commands.add_parser("examples", help="run the example services")
@@ -123,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dev":
         return _dev(args)
     if args.command == "worker":
-        from worker.main import main as worker_main
+        from worker.processes import default_processes, run
 
-        worker_main()
+        return run(args.processes if args.processes is not None else default_processes())
     elif args.command == "gateway":
         from cli.gateway import main as gateway_main
 
