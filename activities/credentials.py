@@ -143,7 +143,6 @@ class Credentials:
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _tokens: dict[str, _Token] = field(default_factory=dict)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    token_requests: int = 0
 
     def __post_init__(self) -> None:
         self._codec = codec_of(self.encryption_keys)
@@ -268,7 +267,6 @@ class Credentials:
             extensions=dict(target.extensions),
             timeout=timeout,
         )
-        self.token_requests += 1
         try:
             response = await self.http.send(request, stream=True, follow_redirects=False)
             try:
