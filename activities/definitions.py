@@ -1,10 +1,36 @@
-"""Loads the latest ACTIVE definition of a stored workflow by name (SDK-started runs)."""
+"""Loads the latest ACTIVE definition of a stored workflow by name (SDK-started runs).
+
+The load is a local activity of the workflow, so its result is recorded in the
+execution's history (a marker) however it was obtained. Pinning a definition reads the
+workflow row and every service it uses, validates them into models and signs the steps;
+a worker starting the same workflow by name over and over would do all of that for
+every start. So the worker keeps what it pinned, per name (and version), together with
+the *stamp* of the registry rows it was built from: the workflow row's id, version,
+status and `updated_at`, and each used service's name, status and `updated_at`. Every
+load reads that stamp again (one small query, no JSON columns) and pins anew when any
+part of it changed: the workflow updated, renamed, deleted or re-created, a service's
+endpoint, actions or status changed, a service deregistered. Every registry write
+(registry/services.py, registry/workflows.py) sets `updated_at`, so a change made
+through the gateway reaches the next start by name on every worker, with no message
+between them and nothing to expire.
+
+The stamp is read *before* the pin it will validate, so a change racing a pin can only
+make the cached definition newer than its stamp (the next load pins again), never
+older. The cached result is kept as the payload the SDK would have made of it
+(`RawValue`), so a hit also skips serializing the definition.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Executable, literal, select, union_all
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
+from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from definitions.contract import LOAD_DEFINITION_ACTIVITY
@@ -12,18 +38,111 @@ from definitions.models import PinnedDefinition
 from definitions.signing import definition_signatures
 from registry import workflows
 from registry.errors import NotFoundError, NotRunnableError
+from registry.tables import ServiceRow, WorkflowRow, WorkflowVersionRow
+
+CACHE_SIZE = 1024
+"""Definitions kept per worker (least recently used first out)."""
+
+Stamp = tuple[tuple[Any, ...], ...]
+
+
+@dataclass(frozen=True)
+class _Cached:
+    stamp: Stamp | None
+    """None: only `services` is known (the names to stamp next time), nothing to reuse."""
+    services: tuple[str, ...]
+    result: RawValue | None = None
+
+
+async def registry_stamp(session: AsyncSession, name: str, services: tuple[str, ...]) -> Stamp:
+    """What a pinned definition of `name` depends on, read in one query.
+
+    The workflow row (id, version, status, updated_at) and each of `services` that
+    exists (name, status, updated_at), in a stable order; a missing row is missing.
+    """
+    workflow_part = select(
+        literal("w").label("kind"),
+        WorkflowRow.id.label("key"),
+        WorkflowRow.version.label("version"),
+        WorkflowRow.status.label("status"),
+        WorkflowRow.updated_at.label("updated_at"),
+    ).where(WorkflowRow.name == name)
+    statement: Executable = workflow_part
+    if services:
+        service_part = select(
+            literal("s").label("kind"),
+            ServiceRow.name.label("key"),
+            literal(0).label("version"),
+            ServiceRow.status.label("status"),
+            ServiceRow.updated_at.label("updated_at"),
+        ).where(ServiceRow.name.in_(services))
+        statement = union_all(workflow_part, service_part)
+    rows = (await session.execute(statement)).all()
+    return tuple(sorted((tuple(row) for row in rows), key=lambda r: (r[0], str(r[1]))))
+
+
+async def pin_version(session: AsyncSession, name: str, version: int) -> PinnedDefinition:
+    """`name` pinned at an earlier (or the current) `version`, with today's services.
+
+    Raises:
+        NotFoundError: no workflow has that name, or it has no such version.
+        NotRunnableError: as `registry.workflows.pin`.
+    """
+    row = await workflows.get_by_name(session, name)
+    if row is None:
+        raise NotFoundError("workflow", name, hint="no stored workflow has this name")
+    if version == row.version:
+        return await workflows.pin(session, row)
+    stored = await session.get(WorkflowVersionRow, (row.id, version))
+    if stored is None:
+        raise NotFoundError(
+            "workflow version", f"{name}@{version}", hint=f"versions 1 to {row.version} exist"
+        )
+    # The version's definition under the workflow's identity and status; not added to
+    # the session, so nothing is written.
+    at_version = WorkflowRow(
+        id=row.id,
+        name=row.name,
+        steps=stored.steps,
+        flow=stored.flow,
+        mode=stored.mode,
+        status=row.status,
+        version=stored.version,
+    )
+    return await workflows.pin(session, at_version)
+
+
+def _services_of(definition: PinnedDefinition) -> tuple[str, ...]:
+    return tuple(sorted({step.service for step in definition.steps}))
 
 
 class DefinitionActivities:
+    """The by-name loader, with its cache of pinned definitions.
+
+    Args:
+        sessions: the registry's sessions.
+        signing_key: DEFINITION_SIGNING_KEY; what is loaded is signed with it.
+        cache_size: definitions kept; 0 turns the cache off (every load pins, as
+            before the cache; bench/parity.py measures both).
+    """
+
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, signing_key: str = ""
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        signing_key: str = "",
+        cache_size: int = CACHE_SIZE,
     ) -> None:
         self._sessions = sessions
         self._signing_key = signing_key
+        self._cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, int | None], _Cached] = OrderedDict()
 
     @activity.defn(name=LOAD_DEFINITION_ACTIVITY)
-    async def load_definition(self, name: str) -> PinnedDefinition:
-        """Pin the stored workflow `name` at its current version.
+    async def load_definition(self, name: str, version: int | None = None) -> RawValue:
+        """Pin the stored workflow `name` at its current version (or at `version`).
+
+        Returns the PinnedDefinition as the payload the worker's converter makes of it.
 
         Raises:
             ApplicationError: non-retryable when no runnable workflow has that name;
@@ -31,14 +150,44 @@ class DefinitionActivities:
         """
         try:
             async with self._sessions() as session:
-                definition = await workflows.pin_by_name(session, name)
-            # Loaded from the registry, so as trusted as the gateway's copy: signed here,
-            # the steps pass the worker's signature check like a gateway start's.
-            signatures = definition_signatures(self._signing_key, definition)
-            return definition.model_copy(update={"signatures": signatures})
+                return await self._load(session, name, version)
         except (NotFoundError, NotRunnableError) as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
         except (SQLAlchemyError, OSError) as exc:
             raise ApplicationError(
                 f"registry database unavailable: {exc}", type="DatabaseUnavailable"
             ) from exc
+
+    async def _load(self, session: AsyncSession, name: str, version: int | None) -> RawValue:
+        key = (name, version)
+        cached = self._cache.get(key) if self._cache_size > 0 else None
+        stamp: Stamp | None = None
+        if cached is not None:
+            # Read before the pin below, so a change racing it invalidates what it pins.
+            stamp = await registry_stamp(session, name, cached.services)
+            if stamp == cached.stamp and cached.result is not None:
+                self._cache.move_to_end(key)
+                return cached.result
+        if version is None:
+            definition = await workflows.pin_by_name(session, name)
+        else:
+            definition = await pin_version(session, name, version)
+        # Loaded from the registry, so as trusted as the gateway's copy: signed here,
+        # the steps pass the worker's signature check like a gateway start's.
+        signatures = definition_signatures(self._signing_key, definition)
+        definition = definition.model_copy(update={"signatures": signatures})
+        result = RawValue(activity.payload_converter().to_payload(definition))
+        if self._cache_size > 0:
+            services = _services_of(definition)
+            known = cached is not None and cached.services == services
+            # The stamp covers the right services only when it was read for them; else
+            # keep just the names, and the next load stamps and pins them together.
+            self._cache[key] = _Cached(
+                stamp=stamp if known else None,
+                services=services,
+                result=result if known else None,
+            )
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return result
