@@ -196,3 +196,16 @@ async def test_two_processes_share_the_queue_restart_and_drain(supervised, servi
         stack.start_worker()
         answer = await api.get(f"/executions/{execution_id}", params={"wait": 30})
         assert answer.json()["status"] == "COMPLETED", answer.json()
+
+
+def test_processes_default_from_the_environment(monkeypatch) -> None:
+    from worker.processes import default_processes
+
+    monkeypatch.delenv("WORKER_PROCESSES", raising=False)
+    assert default_processes() == 1
+    monkeypatch.setenv("WORKER_PROCESSES", "3")
+    assert default_processes() == 3
+    for wrong in ("0", "two"):
+        monkeypatch.setenv("WORKER_PROCESSES", wrong)
+        with pytest.raises(SystemExit, match="WORKER_PROCESSES"):
+            default_processes()
