@@ -9,16 +9,20 @@ minutes; the rows are the same as registered ones.
 
 The load generator is `wrk` (one thread, N connections, a Lua script picking a random
 page or a random id per request) when installed, else an httpx loop with the same
-bounded concurrency.
+bounded concurrency; `run_raw` is a third one, N keep-alive connections of a minimal
+HTTP/1.1 client in a child process (bench/gateway.py uses it without wrk: httpx costs
+more CPU per request than the endpoints it would measure).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -174,6 +178,67 @@ async def run_httpx(
         requests=len(latencies.values),
         errors=latencies.errors,
         tool="httpx",
+    )
+
+
+_RAW_LOADER = r"""
+import asyncio, json, random, sys, time
+host, port, seconds, connections, paths = json.loads(sys.stdin.read())
+async def main():
+    rng = random.Random(42)
+    latencies, errors = [], 0
+    deadline = time.perf_counter() + seconds
+    async def lane():
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, port)
+        while time.perf_counter() < deadline:
+            path = rng.choice(paths)
+            started = time.perf_counter()
+            writer.write(f"GET {path} HTTP/1.1\r\nhost: {host}:{port}\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            if not head.startswith(b"HTTP/1.1 2"):
+                errors += 1
+            latencies.append((time.perf_counter() - started) * 1000)
+        writer.close()
+    started = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(connections)))
+    print(json.dumps([latencies, errors, time.perf_counter() - started]))
+asyncio.run(main())
+"""
+
+
+async def run_raw(
+    name: str, base_url: str, paths: list[str], *, seconds: float, connections: int
+) -> LoadResult:
+    """GETs of random `paths` on `connections` keep-alive connections, from a child
+    process with a minimal HTTP/1.1 client (well under 0.1 ms of CPU per request)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _RAW_LOADER,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    request = json.dumps([parts.hostname, parts.port, seconds, connections, paths]).encode()
+    out, _ = await process.communicate(request)
+    values, errors, elapsed = json.loads(out)
+    latencies = Latencies(values=values, errors=errors)
+    return LoadResult(
+        name=name,
+        requests_per_second=len(values) / elapsed,
+        p50_ms=latencies.p50,
+        p99_ms=latencies.p99,
+        requests=len(values),
+        errors=errors,
+        tool="raw",
     )
 
 

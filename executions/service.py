@@ -12,7 +12,6 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -40,7 +39,6 @@ from definitions.models import ExecutionOptions, PinnedDefinition, StepMock
 from definitions.signing import definition_signatures
 from executions.errors import InvalidPageTokenError, TemporalUnavailableError
 from executions.history import (
-    CLOSED_EVENTS,
     build_record,
     is_closed,
     started_by_this_service,
@@ -229,36 +227,6 @@ class ExecutionService:
         except TimeoutError:
             return False
         return True
-
-    @_temporal_call
-    async def wait_record(
-        self, handle: WorkflowHandle[Any, Any], timeout: float
-    ) -> tuple[bool, ExecutionPublic]:
-        """`wait`, then `get`, in fewer calls: the history is followed as it grows (long
-        polls), so when the execution closes its record is built from the events already
-        here, with no further call to Temporal. True if it closed within `timeout`.
-
-        Raises:
-            NotFoundError: the execution is not one of this service.
-        """
-        events: list[HistoryEvent] = []
-
-        async def follow() -> None:
-            async for event in handle.fetch_history_events(wait_new_event=True):
-                events.append(event)
-                if event.event_type in CLOSED_EVENTS:
-                    return
-
-        try:
-            await asyncio.wait_for(follow(), timeout=timeout)
-        except TimeoutError:
-            return False, await self.get(handle.id)
-        if not is_closed(events):  # the history ended without closing: read it again
-            return await self.wait(handle, 0.001), await self.get(handle.id)
-        if not started_by_this_service(events, task_queue=self._task_queue):
-            raise NotFoundError("execution", handle.id)
-        record = await build_record(handle.id, events, None, converter=self._client.data_converter)
-        return True, record
 
     async def wait_for(self, execution_id: str, timeout: float) -> bool:
         """`wait` for an execution known by id; an unknown id is left to `get` to report."""

@@ -9,22 +9,72 @@ the cache off.
 The cache is bounded in bytes (MAX_CACHE_BYTES; the oldest entries go first) and keyed
 on the validated parameters of a read (the route's own key), never on the raw query
 string, so junk query parameters cannot grow it. A write that fails (a 401 without a
-key, a 422, a 404) changed nothing and clears nothing.
+key, a 422, a 404) changed nothing and clears nothing. Starting an execution (POST
+.../execute, .../executions, .../test, /workflows/validate) writes nothing to the
+registry and clears nothing either.
+
+List pages (`cached_listing`) are not cached page by page: a page of 20 out of
+thousands is rarely asked for twice within a second. Instead the cache holds the
+table's order (id, updated_at and status of every row, one query at most once per
+REGISTRY_CACHE_SECONDS) and the JSON of each row, keyed on its id and updated_at (its
+version), so any page is a slice of the order and a join of row JSONs. A row whose
+updated_at moved is read again; a row JSON is built once per version. The rows' JSON
+is bounded in bytes too (MAX_ROW_BYTES), and a table of more rows than the order may
+hold within MAX_CACHE_BYTES / 2 is listed page by page as before.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar, cast
 
-from fastapi import Request, Response
+from fastapi import Query, Request, Response
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.deps import MAX_PER_PAGE, matching_key
+from registry.paging import Row, listing_of, public_page, rows_json
+from registry.schemas import DefinitionStatus, Page
+
 MAX_CACHE_BYTES = 8 * 1024 * 1024
 """What the cached bodies may take together; a single body over it is not cached."""
+
+MAX_ROW_BYTES = 16 * 1024 * 1024
+"""What the JSON of listed rows may take together (the least recently used go first)."""
+
+LISTING_ROW_BYTES = 200
+"""What one row of a table's order takes in memory (id, updated_at, status, pointers),
+counted against MAX_CACHE_BYTES."""
+
+
+@dataclass
+class Listing:
+    """A table's rows in list order: their ids, versions (updated_at) and statuses."""
+
+    ids: list[str]
+    versions: list[Any]
+    statuses: list[str]
+    _by_status: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def size_bytes(self) -> int:
+        return 64 + LISTING_ROW_BYTES * len(self.ids)
+
+    def positions(self, status: str | None) -> Sequence[int]:
+        """Where the rows of `status` (all rows for None) are, in list order."""
+        if status is None:
+            return range(len(self.ids))
+        found = self._by_status.get(status)
+        if found is None:
+            found = self._by_status[status] = [
+                i for i, s in enumerate(self.statuses) if s == status
+            ]
+        return found
 
 
 class ReadCache:
@@ -38,8 +88,13 @@ class ReadCache:
         self.ttl = ttl
         self.max_bytes = max_bytes
         self._clock = clock
-        self._entries: OrderedDict[Hashable, tuple[float, bytes]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[float, Any, int]] = OrderedDict()
         self._bytes = 0
+        self._rows: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._row_bytes = 0
+        self.max_row_bytes = MAX_ROW_BYTES
+        self._listings: dict[Hashable, tuple[float, Listing | None]] = {}
+        self._loading: dict[Hashable, tuple[int, asyncio.Future[Listing | None]]] = {}
         self.generation = 0
 
     @property
@@ -50,7 +105,7 @@ class ReadCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: Hashable) -> bytes | None:
+    def get(self, key: Hashable) -> Any:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -61,23 +116,100 @@ class ReadCache:
 
     def put(self, key: Hashable, body: bytes, *, generation: int) -> None:
         """Keep `body` unless a write ended since the read that made it began."""
-        if self.ttl <= 0 or generation != self.generation or len(body) > self.max_bytes:
+        self.put_value(key, body, size=len(body), generation=generation)
+
+    def put_value(self, key: Hashable, value: Any, *, size: int, generation: int) -> None:
+        """Keep `value`, which takes `size` bytes, under the rules of `put`."""
+        if self.ttl <= 0 or generation != self.generation or size > self.max_bytes:
             return
         self._drop(key)
-        while self._entries and self._bytes + len(body) > self.max_bytes:
+        while self._entries and self._bytes + size > self.max_bytes:
             self._drop(next(iter(self._entries)))
-        self._entries[key] = (self._clock() + self.ttl, body)
-        self._bytes += len(body)
+        self._entries[key] = (self._clock() + self.ttl, value, size)
+        self._bytes += size
+
+    def row(self, key: Hashable) -> bytes | None:
+        """The JSON of one row version (key: table, id, updated_at), if held."""
+        body = self._rows.get(key)
+        if body is not None:
+            self._rows.move_to_end(key)
+        return body
+
+    def put_row(self, key: Hashable, body: bytes, *, generation: int) -> None:
+        """Keep the JSON of one row version, under the rules of `put`."""
+        size = len(body) + 100
+        if self.ttl <= 0 or generation != self.generation or size > self.max_row_bytes:
+            return
+        old = self._rows.pop(key, None)
+        if old is not None:
+            self._row_bytes -= len(old) + 100
+        while self._rows and self._row_bytes + size > self.max_row_bytes:
+            _, dropped = self._rows.popitem(last=False)
+            self._row_bytes -= len(dropped) + 100
+        self._rows[key] = body
+        self._row_bytes += size
+
+    @property
+    def row_bytes(self) -> int:
+        """The bytes the rows' JSON takes now (100 bytes of overhead counted per row)."""
+        return self._row_bytes
+
+    async def listing(
+        self, key: Hashable, read: Callable[[], Awaitable[Listing | None]]
+    ) -> Listing | None:
+        """The order of a table, read by `read` when no fresh copy is held; concurrent
+        callers share one read. None: too many rows to hold (or the shared read failed)."""
+        held = self._listings.get(key)
+        if held is not None:
+            if held[0] >= self._clock():
+                return held[1]
+            del self._listings[key]
+        generation = self.generation
+        joined = self._loading.get(key)
+        if joined is not None and joined[0] == generation:
+            # Only a read that began after the last write ended may be shared.
+            return await asyncio.shield(joined[1])
+        loading: asyncio.Future[Listing | None] = asyncio.get_running_loop().create_future()
+        entry = (generation, loading)
+        self._loading[key] = entry
+        try:
+            found = await read()
+        except BaseException:
+            loading.set_result(None)
+            raise
+        finally:
+            if self._loading.get(key) is entry:
+                del self._loading[key]
+        if found is not None and found.size_bytes > self.max_bytes // 2:
+            found = None
+        # None (too big to hold) is kept too, so that each page is then read as one.
+        if self.ttl > 0 and generation == self.generation:
+            self._listings[key] = (self._clock() + self.ttl, found)
+        loading.set_result(found)
+        return found
+
+    def held_listing(self, key: Hashable) -> Listing | None:
+        """The order of a table if a fresh copy is held (None otherwise, or too big)."""
+        held = self._listings.get(key)
+        if held is None or held[0] < self._clock():
+            return None
+        return held[1]
+
+    def drop_listing(self, key: Hashable) -> None:
+        self._listings.pop(key, None)
 
     def invalidate(self) -> None:
         self.generation += 1
         self._entries.clear()
         self._bytes = 0
+        self._rows.clear()
+        self._row_bytes = 0
+        self._listings.clear()
 
     def _drop(self, key: Hashable) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:
-            self._bytes -= len(entry[1])
+            self._bytes -= entry[2]
 
 
 async def cached_read(
@@ -97,6 +229,220 @@ async def cached_read(
     return Response(body, media_type="application/json")
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+async def cached_model(
+    request: Request, key: tuple[Any, ...], read: Callable[[], Awaitable[ModelT]]
+) -> ModelT:
+    """`read()`, from the cache when a fresh copy is there; under the rules of
+    `cached_read` (a read that fails is not kept). The model is shared by the requests
+    that get it from the cache: they must not change it."""
+    cache: ReadCache = request.app.state.read_cache
+    held = cache.get(key)
+    if held is not None:
+        return cast(ModelT, held)
+    generation = cache.generation
+    value = await read()
+    if cache.ttl > 0:
+        size = len(value.model_dump_json()) + 200
+        cache.put_value(key, value, size=size, generation=generation)
+    return value
+
+
+def page_json(items: Sequence[bytes], *, total: int, page: int, per_page: int) -> bytes:
+    """The JSON of a registry page (registry.schemas.Page) around its items' JSON, as
+    `Page.model_dump_json()` writes it."""
+    pages = (total + per_page - 1) // per_page
+    return b"".join(
+        (
+            b'{"items":[',
+            b",".join(items),
+            f'],"total":{total},"page":{page},"per_page":{per_page},"pages":{pages}}}'.encode(),
+        )
+    )
+
+
+def page_in_memory(
+    cache: ReadCache, table: str, *, status: str | None, page: int, per_page: int
+) -> bytes | None:
+    """A list page from memory alone: its cached bytes, or built from the held order of
+    the table and the held JSON of its rows; None if anything must be read."""
+    page_key = (table, status, page, per_page)
+    held = cache.get(page_key)
+    if held is not None:
+        return cast(bytes, held)
+    listing = cache.held_listing(("listing", table))
+    if listing is None:
+        return None
+    positions = listing.positions(status)
+    bodies = []
+    for i in positions[(page - 1) * per_page : page * per_page]:
+        body = cache.row((table, listing.ids[i], listing.versions[i]))
+        if body is None:
+            return None
+        bodies.append(body)
+    body = page_json(bodies, total=len(positions), page=page, per_page=per_page)
+    cache.put(page_key, body, generation=cache.generation)
+    return body
+
+
+async def cached_listing(
+    request: Request,
+    table: str,
+    *,
+    status: str | None,
+    page: int,
+    per_page: int,
+    read_listing: Callable[[int], Awaitable[Listing | None]],
+    read_rows: Callable[[list[str]], Awaitable[dict[str, tuple[Any, bytes]]]],
+    read_page: Callable[[], Awaitable[BaseModel]],
+) -> Response:
+    """A list page served from the table's cached order and its rows' cached JSON.
+
+    Args:
+        table: names the table in the cache's keys.
+        read_listing: reads the order of the table, or None if it has more rows than
+            the number it is given.
+        read_rows: reads rows by id: their version and JSON.
+        read_page: reads the page as before (a table too big to hold, no cache).
+    """
+    cache: ReadCache = request.app.state.read_cache
+    page_key = (table, status, page, per_page)
+    if cache.ttl <= 0:
+        return await cached_read(request, page_key, read_page)
+    held = page_in_memory(cache, table, status=status, page=page, per_page=per_page)
+    if held is not None:
+        return Response(held, media_type="application/json")
+    generation = cache.generation
+    max_rows = cache.max_bytes // 2 // LISTING_ROW_BYTES
+    listing = await cache.listing(("listing", table), lambda: read_listing(max_rows))
+    if listing is None:
+        return await cached_read(request, page_key, read_page)
+    positions = listing.positions(status)
+    chosen = positions[(page - 1) * per_page : page * per_page]
+    keys = [(table, listing.ids[i], listing.versions[i]) for i in chosen]
+    bodies = [cache.row(key) for key in keys]
+    missing = [key for key, body in zip(keys, bodies, strict=True) if body is None]
+    if missing:
+        found = await read_rows([key[1] for key in missing])
+        for key in missing:
+            row = found.get(key[1])
+            if row is None or row[0] != key[2]:
+                # Changed or deleted since the order was read (through another gateway):
+                # read the order again next time, and this page as one now.
+                cache.drop_listing(("listing", table))
+                return await cached_read(request, page_key, read_page)
+            cache.put_row(key, row[1], generation=generation)
+        bodies = [
+            found[key[1]][1] if body is None else body
+            for key, body in zip(keys, bodies, strict=True)
+        ]
+    body = page_json(
+        [b for b in bodies if b is not None], total=len(positions), page=page, per_page=per_page
+    )
+    cache.put(page_key, body, generation=generation)
+    return Response(body, media_type="application/json")
+
+
+PageQuery = Annotated[int, Query(ge=1, le=1_000_000, description="page number, from 1")]
+PerPageQuery = Annotated[
+    int, Query(ge=1, le=MAX_PER_PAGE, description=f"items per page, at most {MAX_PER_PAGE}")
+]
+"""The query parameters of gateway.deps.PageParams, for list routes that take them
+directly: a class dependency is called in a worker thread on every request."""
+
+
+async def list_page(
+    request: Request,
+    table: type[Row],
+    page_model: type[Page[Any]],
+    to_public: Callable[[Row], BaseModel],
+    *,
+    status: DefinitionStatus | None,
+    page: int,
+    per_page: int,
+) -> Response:
+    """`cached_listing` of a registry table; a database session is opened only when
+    something must be read."""
+    sessions = request.app.state.sessions
+
+    async def read_page() -> BaseModel:
+        async with sessions() as session:
+            return await public_page(
+                session, table, page_model, to_public, status=status, page=page, per_page=per_page
+            )
+
+    async def read_listing(max_rows: int) -> Listing | None:
+        async with sessions() as session:
+            found = await listing_of(session, table, max_rows=max_rows)
+        return Listing(*found) if found is not None else None
+
+    async def read_rows(ids: list[str]) -> dict[str, tuple[Any, bytes]]:
+        async with sessions() as session:
+            return await rows_json(session, table, to_public, ids)
+
+    return await cached_listing(
+        request,
+        table.__tablename__,
+        status=status.value if status is not None else None,
+        page=page,
+        per_page=per_page,
+        read_listing=read_listing,
+        read_rows=read_rows,
+        read_page=read_page,
+    )
+
+
+_STARTS_EXECUTION = re.compile(
+    r"^/api/(workflows/validate"
+    r"|workflows/[^/]+/(execute|executions|test)"
+    r"|services/[^/]+/actions/[^/]+/(execute|executions))/?$"
+)
+"""POSTs under the registry's prefixes that start executions or check a definition:
+they write nothing to the registry."""
+
+
+_LIST_PATHS = {"/api/services": "services", "/api/workflows": "workflows"}
+_STATUSES = {status.value.encode() for status in DefinitionStatus}
+
+
+def _list_query(query: bytes) -> tuple[str | None, int, int] | None:
+    """status, page and per_page of a plain list query string that the list routes
+    would accept as they are; None for anything else (the route then answers it)."""
+    status, page, per_page = None, 1, 20
+    seen = set()
+    for part in query.split(b"&") if query else ():
+        name, equals, value = part.partition(b"=")
+        if not equals or name in seen:
+            return None
+        seen.add(name)
+        if name in (b"page", b"per_page"):
+            if not value.isdigit() or len(value) > 7:
+                return None
+            number = int(value)
+            if name == b"page" and 1 <= number <= 1_000_000:
+                page = number
+            elif name == b"per_page" and 1 <= number <= MAX_PER_PAGE:
+                per_page = number
+            else:
+                return None
+        elif name == b"status" and value in _STATUSES:
+            status = value.decode()
+        else:
+            return None
+    return status, page, per_page
+
+
+def _authenticated(scope: Scope) -> bool:
+    """As gateway.deps.require_api_key decides: no API_KEYS, or one Bearer key of them."""
+    settings = scope["app"].state.settings
+    if not settings.api_key_set:
+        return True
+    found = [v for k, v in scope["headers"] if k == b"authorization"]
+    return len(found) == 1 and matching_key(settings, found[0].decode("latin-1")) is not None
+
+
 class InvalidateOnWrite:
     """Clears the read cache when a non-GET request to the registry ends with a 2xx.
 
@@ -111,9 +457,17 @@ class InvalidateOnWrite:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and scope["path"] in _LIST_PATHS
+            and await self._list_from_memory(scope, send)
+        ):
+            return
+        if (
             scope["type"] != "http"
             or scope["method"] in ("GET", "HEAD", "OPTIONS")
             or not scope["path"].startswith(self.prefixes)
+            or (scope["method"] == "POST" and _STARTS_EXECUTION.match(scope["path"]))
         ):
             await self.app(scope, receive, send)
             return
@@ -130,3 +484,34 @@ class InvalidateOnWrite:
         finally:
             if succeeded:
                 self.cache.invalidate()
+
+    async def _list_from_memory(self, scope: Scope, send: Send) -> bool:
+        """Answer a list page held in memory here, without routing, dependencies and
+        validation (the answer of the route is the same bytes); False: the route answers.
+
+        Only a plain query string the route accepts as it is, from a caller it would
+        let in, is answered here; anything else (junk parameters, a bad value, a
+        missing key) goes on to the route and its own answer."""
+        if self.cache.ttl <= 0:
+            return False
+        query = _list_query(scope["query_string"])
+        if query is None or not _authenticated(scope):
+            return False
+        status, page, per_page = query
+        body = page_in_memory(
+            self.cache, _LIST_PATHS[scope["path"]], status=status, page=page, per_page=per_page
+        )
+        if body is None:
+            return False
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-length", str(len(body)).encode()),
+                    (b"content-type", b"application/json"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return True

@@ -51,3 +51,28 @@ async def public_page(
     """`page_of`, as the resource's public page model."""
     rows, total = await page_of(session, table, status=status, page=page, per_page=per_page)
     return page_model.of([to_public(r) for r in rows], total=total, page=page, per_page=per_page)
+
+
+async def listing_of(
+    session: AsyncSession, table: type[Row], *, max_rows: int
+) -> tuple[list[str], list[Any], list[str]] | None:
+    """The ids, versions (updated_at) and statuses of every row in list order (that of
+    `page_of`), or None if there are more than `max_rows`."""
+    rows = (
+        await session.execute(
+            select(table.id, table.updated_at, table.status)
+            .order_by(table.created_at, table.id)
+            .limit(max_rows + 1)
+        )
+    ).all()
+    if len(rows) > max_rows:
+        return None
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+
+async def rows_json(
+    session: AsyncSession, table: type[Row], to_public: Callable[[Row], Any], ids: list[str]
+) -> dict[str, tuple[Any, bytes]]:
+    """The version (updated_at) and public JSON of each row of `ids` that exists."""
+    rows = (await session.execute(select(table).where(table.id.in_(ids)))).scalars()
+    return {r.id: (r.updated_at, to_public(r).model_dump_json().encode()) for r in rows}

@@ -21,14 +21,13 @@ from executions.models import ExecuteRequest, ExecutionPublic, ExecutionStarted
 from gateway.deps import (
     ExecutionsDep,
     HttpDep,
-    PageDep,
     RequestIdHeader,
     SessionDep,
     SettingsDep,
 )
 from gateway.errors import error_responses
 from gateway.idempotency import IdempotencyDep, execution_id_for, write_once
-from gateway.read_cache import cached_read
+from gateway.read_cache import PageQuery, PerPageQuery, cached_model, cached_read, list_page
 from gateway.routes.executing import (
     execute_timeout,
     run_and_answer,
@@ -37,7 +36,6 @@ from gateway.routes.executing import (
 )
 from registry import services, workflows
 from registry.errors import InvalidDefinitionError
-from registry.paging import public_page
 from registry.schemas import (
     DefinitionStatus,
     OAuth2ClientCredentials,
@@ -157,20 +155,20 @@ async def register_service(
 
 @router.get("", response_model=ServicesPage)
 async def list_services(
-    request: Request, session: SessionDep, paging: PageDep, status: DefinitionStatus | None = None
+    request: Request,
+    page: PageQuery = 1,
+    per_page: PerPageQuery = 20,
+    status: DefinitionStatus | None = None,
 ) -> Response:
-    async def read() -> ServicesPage:
-        return await public_page(
-            session,
-            ServiceRow,
-            ServicesPage,
-            services.to_public,
-            status=status,
-            page=paging.page,
-            per_page=paging.per_page,
-        )
-
-    return await cached_read(request, ("services", status, paging.page, paging.per_page), read)
+    return await list_page(
+        request,
+        ServiceRow,
+        ServicesPage,
+        services.to_public,
+        status=status,
+        page=page,
+        per_page=per_page,
+    )
 
 
 @router.get("/{service_id}", response_model=ServicePublic, responses=error_responses(404))
@@ -265,6 +263,7 @@ async def execute_service_action(
     service_id: str,
     action: str,
     body: ExecuteRequest,
+    request: Request,
     session: SessionDep,
     executions: ExecutionsDep,
     settings: SettingsDep,
@@ -277,7 +276,11 @@ async def execute_service_action(
 ) -> ExecutionPublic:
     """Run one action as a one-step execution, with the action's retries, and wait for it."""
     wait = execute_timeout(timeout, settings)
-    definition = await workflows.pin_action(session, service_id, action)
+    definition = await cached_model(
+        request,
+        ("pin-action", service_id, action),
+        lambda: workflows.pin_action(session, service_id, action),
+    )
     execution_id = await execution_id_for(
         session, idempotency, scope=f"execute action:{service_id}:{action}", request=body
     )
@@ -302,6 +305,7 @@ async def start_service_action(
     service_id: str,
     action: str,
     body: ExecuteRequest,
+    request: Request,
     session: SessionDep,
     executions: ExecutionsDep,
     response: Response,
@@ -309,7 +313,11 @@ async def start_service_action(
     request_id: RequestIdHeader = None,
 ) -> ExecutionStarted:
     """Start one action as a one-step execution without waiting; follow it at status_url."""
-    definition = await workflows.pin_action(session, service_id, action)
+    definition = await cached_model(
+        request,
+        ("pin-action", service_id, action),
+        lambda: workflows.pin_action(session, service_id, action),
+    )
     execution_id = await execution_id_for(
         session, idempotency, scope=f"execute action:{service_id}:{action}", request=body
     )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from definitions.models import PinnedDefinition
 from executions.models import (
     ExecuteRequest,
     ExecutionPublic,
@@ -20,14 +22,21 @@ from executions.models import (
 from executions.service import MAX_LIST_OFFSET
 from gateway.deps import (
     ExecutionsDep,
+    IdempotencyKey,
     PageDep,
     RequestIdHeader,
     SessionDep,
     SettingsDep,
+    get_caller,
 )
 from gateway.errors import error_responses
-from gateway.idempotency import IdempotencyDep, execution_id_for, write_once
-from gateway.read_cache import cached_read
+from gateway.idempotency import (
+    IdempotencyDep,
+    execution_id_for,
+    get_idempotency,
+    write_once,
+)
+from gateway.read_cache import PageQuery, PerPageQuery, cached_model, cached_read, list_page
 from gateway.routes.executing import (
     execute_timeout,
     run_and_answer,
@@ -35,7 +44,6 @@ from gateway.routes.executing import (
     with_request_id,
 )
 from registry import workflows
-from registry.paging import public_page
 from registry.schemas import (
     DefinitionStatus,
     WorkflowCreate,
@@ -93,20 +101,20 @@ async def validate_workflow(body: WorkflowCreate, session: SessionDep) -> Workfl
 
 @router.get("", response_model=WorkflowsPage)
 async def list_workflows(
-    request: Request, session: SessionDep, paging: PageDep, status: DefinitionStatus | None = None
+    request: Request,
+    page: PageQuery = 1,
+    per_page: PerPageQuery = 20,
+    status: DefinitionStatus | None = None,
 ) -> Response:
-    async def read() -> WorkflowsPage:
-        return await public_page(
-            session,
-            WorkflowRow,
-            WorkflowsPage,
-            workflows.to_public,
-            status=status,
-            page=paging.page,
-            per_page=paging.per_page,
-        )
-
-    return await cached_read(request, ("workflows", status, paging.page, paging.per_page), read)
+    return await list_page(
+        request,
+        WorkflowRow,
+        WorkflowsPage,
+        workflows.to_public,
+        status=status,
+        page=page,
+        per_page=per_page,
+    )
 
 
 @router.get("/{workflow_id}", response_model=WorkflowPublic, responses=error_responses(404))
@@ -166,6 +174,16 @@ async def delete_workflow(
     return JSONResponse(content, status_code=status_code)
 
 
+async def pinned(request: Request, session: AsyncSession, workflow_id: str) -> PinnedDefinition:
+    """The workflow pinned for an execution, from the read cache when a fresh copy is
+    there (REGISTRY_CACHE_SECONDS; every registry write through this gateway clears it)."""
+
+    async def read() -> PinnedDefinition:
+        return await workflows.pin(session, await workflows.get_row(session, workflow_id))
+
+    return await cached_model(request, ("pin", workflow_id), read)
+
+
 @router.post(
     "/{workflow_id}/execute",
     response_model=ExecutionPublic,
@@ -177,25 +195,28 @@ async def delete_workflow(
 async def execute_workflow(
     workflow_id: str,
     body: ExecuteRequest,
-    session: SessionDep,
-    executions: ExecutionsDep,
-    settings: SettingsDep,
+    request: Request,
     response: Response,
-    idempotency: IdempotencyDep,
     timeout: Annotated[
         float | None, Query(gt=0, le=3600, description="seconds to wait for the end")
     ] = None,
     request_id: RequestIdHeader = None,
+    idempotency_key: IdempotencyKey = None,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> ExecutionPublic:
     """Start an execution and wait for its end: 200 with the record, or 202 if still running."""
-    wait = execute_timeout(timeout, settings)
-    definition = await workflows.pin(session, await workflows.get_row(session, workflow_id))
-    execution_id = await execution_id_for(
-        session, idempotency, scope=f"execute workflow:{workflow_id}", request=body
-    )
-    await session.close()
+    # The app's objects are read here, not through dependencies: FastAPI calls every
+    # plain-function dependency in a worker thread, a thread hop per request for each.
+    state = request.app.state
+    wait = execute_timeout(timeout, state.settings)
+    idempotency = get_idempotency(request, get_caller(request, authorization), idempotency_key)
+    async with state.sessions() as session:
+        definition = await pinned(request, session, workflow_id)
+        execution_id = await execution_id_for(
+            session, idempotency, scope=f"execute workflow:{workflow_id}", request=body
+        )
     return await run_and_answer(
-        executions,
+        state.executions,
         definition,
         with_request_id(body, request_id),
         execution_id=execution_id,
@@ -264,6 +285,7 @@ async def test_workflow(
 async def start_workflow_execution(
     workflow_id: str,
     body: ExecuteRequest,
+    request: Request,
     session: SessionDep,
     executions: ExecutionsDep,
     response: Response,
@@ -271,7 +293,7 @@ async def start_workflow_execution(
     request_id: RequestIdHeader = None,
 ) -> ExecutionStarted:
     """Start an execution without waiting; follow it at status_url."""
-    definition = await workflows.pin(session, await workflows.get_row(session, workflow_id))
+    definition = await pinned(request, session, workflow_id)
     execution_id = await execution_id_for(
         session, idempotency, scope=f"execute workflow:{workflow_id}", request=body
     )
