@@ -118,7 +118,7 @@ class Stack:
             "DATABASE_URL": self.database_url,
             "DATA_DIR": str(self.workdir),
             "API_KEYS": "",
-            "ALLOWED_HOSTS": "",
+            "ALLOWED_HOSTS": "127.0.0.1",  # the stub services are on loopback
             "WORKER_GRACEFUL_SHUTDOWN_SECONDS": "2",
             "GATEWAY_GRACEFUL_SHUTDOWN_SECONDS": "2",
             "PYTHONUNBUFFERED": "1",
