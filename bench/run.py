@@ -120,6 +120,7 @@ async def in_process_worker(client: Client, stack: Stack, task_queue: str) -> As
         task_queue=task_queue,
         database_url=stack.database_url,
         data_dir=stack.workdir,
+        allowed_hosts="127.0.0.1",  # the stub services are on loopback
         worker_graceful_shutdown_seconds=2,
     )
     engine = create_engine(stack.database_url)
