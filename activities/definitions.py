@@ -26,9 +26,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Executable, literal, select, union_all
+from sqlalchemy import Executable, bindparam, literal, select, union_all
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
@@ -52,32 +52,45 @@ class _Cached:
     """None: only `services` is known (the names to stamp next time), nothing to reuse."""
     services: tuple[str, ...]
     result: RawValue | None = None
+    statement: Executable | None = None
+    """The stamp query for `services`, built once."""
 
 
-async def registry_stamp(session: AsyncSession, name: str, services: tuple[str, ...]) -> Stamp:
-    """What a pinned definition of `name` depends on, read in one query.
-
-    The workflow row (id, version, status, updated_at) and each of `services` that
-    exists (name, status, updated_at), in a stable order; a missing row is missing.
-    """
+def _stamp_statement(services: tuple[str, ...]) -> Executable:
+    """The stamp query of a workflow (its name bound at execution) using `services`."""
     workflow_part = select(
         literal("w").label("kind"),
         WorkflowRow.id.label("key"),
         WorkflowRow.version.label("version"),
         WorkflowRow.status.label("status"),
         WorkflowRow.updated_at.label("updated_at"),
-    ).where(WorkflowRow.name == name)
-    statement: Executable = workflow_part
-    if services:
-        service_part = select(
-            literal("s").label("kind"),
-            ServiceRow.name.label("key"),
-            literal(0).label("version"),
-            ServiceRow.status.label("status"),
-            ServiceRow.updated_at.label("updated_at"),
-        ).where(ServiceRow.name.in_(services))
-        statement = union_all(workflow_part, service_part)
-    rows = (await session.execute(statement)).all()
+    ).where(WorkflowRow.name == bindparam("name"))
+    if not services:
+        return workflow_part
+    service_part = select(
+        literal("s").label("kind"),
+        ServiceRow.name.label("key"),
+        literal(0).label("version"),
+        ServiceRow.status.label("status"),
+        ServiceRow.updated_at.label("updated_at"),
+    ).where(ServiceRow.name.in_(services))
+    return union_all(workflow_part, service_part)
+
+
+async def registry_stamp(
+    connection: AsyncConnection | AsyncSession,
+    name: str,
+    services: tuple[str, ...],
+    statement: Executable | None = None,
+) -> Stamp:
+    """What a pinned definition of `name` depends on, read in one query.
+
+    The workflow row (id, version, status, updated_at) and each of `services` that
+    exists (name, status, updated_at), in a stable order; a missing row is missing.
+    """
+    if statement is None:
+        statement = _stamp_statement(services)
+    rows = (await connection.execute(statement, {"name": name})).all()
     return tuple(sorted((tuple(row) for row in rows), key=lambda r: (r[0], str(r[1]))))
 
 
@@ -149,8 +162,7 @@ class DefinitionActivities:
                 retryable when the database cannot be reached.
         """
         try:
-            async with self._sessions() as session:
-                return await self._load(session, name, version)
+            return await self._load(name, version)
         except (NotFoundError, NotRunnableError) as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
         except (SQLAlchemyError, OSError) as exc:
@@ -158,20 +170,31 @@ class DefinitionActivities:
                 f"registry database unavailable: {exc}", type="DatabaseUnavailable"
             ) from exc
 
-    async def _load(self, session: AsyncSession, name: str, version: int | None) -> RawValue:
+    async def _stamp(self, name: str, cached: _Cached) -> Stamp:
+        engine = self._sessions.kw.get("bind")
+        if isinstance(engine, AsyncEngine):
+            # A plain connection: the stamp needs no ORM session, and a hit is then all
+            # the database work of a start.
+            async with engine.connect() as connection:
+                return await registry_stamp(connection, name, cached.services, cached.statement)
+        async with self._sessions() as session:
+            return await registry_stamp(session, name, cached.services, cached.statement)
+
+    async def _load(self, name: str, version: int | None) -> RawValue:
         key = (name, version)
         cached = self._cache.get(key) if self._cache_size > 0 else None
         stamp: Stamp | None = None
         if cached is not None:
             # Read before the pin below, so a change racing it invalidates what it pins.
-            stamp = await registry_stamp(session, name, cached.services)
+            stamp = await self._stamp(name, cached)
             if stamp == cached.stamp and cached.result is not None:
                 self._cache.move_to_end(key)
                 return cached.result
-        if version is None:
-            definition = await workflows.pin_by_name(session, name)
-        else:
-            definition = await pin_version(session, name, version)
+        async with self._sessions() as session:
+            if version is None:
+                definition = await workflows.pin_by_name(session, name)
+            else:
+                definition = await pin_version(session, name, version)
         # Loaded from the registry, so as trusted as the gateway's copy: signed here,
         # the steps pass the worker's signature check like a gateway start's.
         signatures = definition_signatures(self._signing_key, definition)
@@ -186,6 +209,9 @@ class DefinitionActivities:
                 stamp=stamp if known else None,
                 services=services,
                 result=result if known else None,
+                statement=cached.statement
+                if cached is not None and known
+                else _stamp_statement(services),
             )
             self._cache.move_to_end(key)
             while len(self._cache) > self._cache_size:

@@ -33,6 +33,7 @@ import pickle
 import pstats
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,6 +92,7 @@ def _worker_command(which: str, *extra: str, profile: tuple[str, Path] | None) -
         "--rate",
         "250",
         "--nonblocking",
+        "--gil",
         "--output",
         str(out.with_suffix(".collapsed.txt")),
         "--",
@@ -100,7 +102,12 @@ def _worker_command(which: str, *extra: str, profile: tuple[str, Path] | None) -
 
 
 def start_stack(
-    workdir: Path, preset: str, variants: list[str], profile: tuple[str, Path] | None
+    workdir: Path,
+    preset: str,
+    variants: list[str],
+    profile: tuple[str, Path] | None,
+    *,
+    bytecode_cache: bool = True,
 ) -> Stack:
     """Stubs, dev server, a gateway (migrates and registers, then stops), the workers."""
     stack = Stack(workdir, server_preset=preset)
@@ -125,6 +132,12 @@ def start_stack(
         # The stubs listen on loopback, which the worker's outbound policy refuses unless
         # allowed (core/outbound.py).
         env = {**stack.env(), "ALLOWED_HOSTS": "127.0.0.1"}
+        if bytecode_cache:
+            # As in the image, where pip byte-compiles the project: without .pyc files
+            # (PYTHONDONTWRITEBYTECODE and a source checkout) each worker's sandbox
+            # compiles its workflow module again for every new run (docs/benchmarks.md).
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
         port = free_port()
         stack.gateway = spawn(
             "gateway",
@@ -177,6 +190,7 @@ def start_stack(
                     *(stack.endpoints[s] for s in SERVICES),
                     profile=(profile[0], profiled / "b-worker") if profile and profiled else None,
                 ),
+                env=env,
                 log=workdir / "baseline-worker.log",
                 ready_line="ready",
             )
@@ -297,6 +311,7 @@ async def measure(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
             sequential[v].first_error = sequential[v].first_error or seq[v].first_error
             this_round["p50"][v] = seq[v].p50
         for v in order:
+            others.append(wait_for_quiet(stack.pids(), threshold=0.3, max_wait=5))
             log(f"round {index + 1}: {v}, {args.total} executions, {args.in_flight} in flight")
             before = {k: cpu_seconds(p) for k, p in pids.items()}
             result = await throughput(calls.call(v), total=args.total, in_flight=args.in_flight)
@@ -403,6 +418,28 @@ def render(figures: dict[str, Any], settings: dict[str, Any], *, markdown: bool)
                 ]
             )
     out.append(table(["", "value", "target", "met"], rows, markdown=markdown))
+    if "b" in seq:
+
+        def cpu_per_exec(v: str) -> float:
+            done = max(1, sum(r.completed for r in loaded[v]))
+            return (cpu[v].get(OWNER[v], 0.0) + cpu[v].get("dev server", 0.0)) * 1000 / done
+
+        for v in ("c", "c-nocache", "c'"):
+            if v in seq:
+                rows_cpu = cpu_per_exec("b") / cpu_per_exec(v)
+                out.append(
+                    f"\nWorker + dev server CPU per execution, b/{v}: {rows_cpu:.2f} (the "
+                    "throughput ratio a CPU-bound machine would give, whatever the background)."
+                )
+    rounds = figures["per_round"]
+    if "b" in seq and "c" in seq and rounds:
+        p50s = sorted(r["p50"]["c"] / r["p50"]["b"] for r in rounds)
+        rates = sorted(r["per_second"]["c"] / r["per_second"]["b"] for r in rounds)
+        out.append(
+            f"\nPer round, c/b: p50 {', '.join(f'{x:.2f}' for x in p50s)} "
+            f"(median {statistics.median(p50s):.2f}); throughput "
+            f"{', '.join(f'{x:.2f}' for x in rates)} (median {statistics.median(rates):.2f})."
+        )
     heading("Per round (sequential p50 ms; exec/s)")
     names = list(seq)
     rows = [
@@ -617,6 +654,9 @@ async def main_async(args: argparse.Namespace) -> str:
         "and workflow tasks each",
         "rounds": args.rounds,
         "sequential per round": args.sequential,
+        "bytecode cache": "no (PYTHONDONTWRITEBYTECODE)"
+        if args.no_bytecode_cache
+        else "yes (PYTHONPYCACHEPREFIX in the temp folder)",
         "throughput per round": f"{args.total} executions, {args.in_flight} in flight",
     }
     with tempfile.TemporaryDirectory(prefix="parity-") as tmp:
@@ -626,7 +666,13 @@ async def main_async(args: argparse.Namespace) -> str:
             out.mkdir(parents=True, exist_ok=True)
             profile = (args.profile[0], out)
         variants = [v for v in args.variants if v != "c'"] if profile else list(args.variants)
-        stack = start_stack(Path(tmp), args.server_preset, variants, profile)
+        stack = start_stack(
+            Path(tmp),
+            args.server_preset,
+            variants,
+            profile,
+            bytecode_cache=not args.no_bytecode_cache,
+        )
         try:
             if profile:
                 text = await profile_run(args, stack, profile[0], profile[1])
@@ -646,7 +692,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--sequential", type=int, default=30)
     parser.add_argument("--total", type=int, default=200)
     parser.add_argument("--in-flight", type=int, default=100)
@@ -655,6 +701,11 @@ def main() -> None:
         "--server-preset", choices=sorted(SERVER_PRESETS), default=RECOMMENDED_SERVER
     )
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="run the workers as this checkout does (PYTHONDONTWRITEBYTECODE kept)",
+    )
     parser.add_argument("--save", type=Path, default=None, help="pickle the raw figures here")
     parser.add_argument(
         "--profile",
