@@ -124,6 +124,13 @@ async def test_a_cached_load_reads_the_stamp_only_and_a_change_pins_again(
         await load()
         assert len(pins) == 4
 
+        # A `workflow` step may ask for a version: the loader takes it, cached apart.
+        raw = await environment.run(loader.load_definition, name, 1)
+        first = converter.from_payload(raw.payload, PinnedDefinition)
+        assert (first.version, first.steps[0].id) == (1, "only")
+        assert first.steps[0].endpoint == services.endpoint("echo", "b")
+        assert (await load()).version == 2
+
         # Deleted and created again under the same name: a new row, a new definition.
         await api.delete(f"/workflows/{workflow['id']}")
         again = await create_workflow(api, name, chain(("fresh", svc["name"], "run")))
