@@ -11,6 +11,7 @@ import asyncio
 import json
 import math
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
@@ -23,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.credentials import CallAuth, Credentials, CredentialUnavailable
 from activities.schemas import violations
+from activities.shaping import Shaping, ShapingUnavailable
 from core.outbound import (
     CheckedTarget,
     OutboundLookupError,
@@ -123,6 +125,8 @@ class StepActivities:
             signature (definitions/signing.py).
         credentials: the services' credentials, added at call time
             (activities/credentials.py); None sends none.
+        shaping: the services' load limits, shared by all workers through the registry
+            database (activities/shaping.py); None applies none.
     """
 
     def __init__(
@@ -132,11 +136,13 @@ class StepActivities:
         *,
         signing_key: str = "",
         credentials: Credentials | None = None,
+        shaping: Shaping | None = None,
     ) -> None:
         self._http = http
         self._policy = policy
         self._signing_key = signing_key
         self._credentials = credentials
+        self._shaping = shaping
 
     @activity.defn(dynamic=True)
     async def call_service(self, args: Sequence[RawValue]) -> dict[str, Any]:
@@ -199,11 +205,24 @@ class StepActivities:
         where: str,
     ) -> tuple[int, str, bytes]:
         """The service's credential (looked up now, never part of the step's input), then
-        the call."""
+        a slot under the service's load limits (waited for, heartbeating; released when
+        the call is over), then the call."""
         auth = await self._auth(call, url, where)
-        return await self._send(
-            call.spec.method, url, content, headers, call.spec.timeout, where, auth=auth
-        )
+        async with AsyncExitStack() as held:
+            if self._shaping is not None:
+                try:
+                    await held.enter_async_context(
+                        self._shaping.slot(
+                            call.service,
+                            hold_seconds=call.spec.timeout,
+                            heartbeat=activity.heartbeat,
+                        )
+                    )
+                except ShapingUnavailable as exc:
+                    raise _failure(f"{where} {exc}", "ShapingUnavailable", retryable=True) from None
+            return await self._send(
+                call.spec.method, url, content, headers, call.spec.timeout, where, auth=auth
+            )
 
     async def _auth(self, call: StepCall, url: httpx.URL, where: str) -> CallAuth | None:
         if self._credentials is None:

@@ -202,6 +202,18 @@ def _quiet_credential(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         ) from None
 
 
+MAX_CONCURRENCY_LIMIT = 100_000
+MAX_RATE_LIMIT = 1_000_000.0
+_MAX_CONCURRENCY_DESCRIPTION = (
+    "calls of this service in flight at once, across all workers; a step waits (and "
+    "heartbeats) for a free slot. Absent: no limit"
+)
+_RATE_LIMIT_DESCRIPTION = (
+    "calls of this service started per second, across all workers (a token bucket of "
+    "capacity max(1, rate)); a step waits (and heartbeats) for a token. Absent: no limit"
+)
+
+
 class ServiceCreate(_Strict):
     name: str = Field(pattern=SERVICE_NAME_PATTERN, examples=["text-extraction"])
     description: str = Field(default="", max_length=2000)
@@ -211,6 +223,12 @@ class ServiceCreate(_Strict):
     status: DefinitionStatus = DefinitionStatus.ACTIVE
     health_path: str = Field(default="/health", max_length=500, json_schema_extra={"pattern": "^/"})
     credential: CredentialIn | None = Field(default=None, description=_CREDENTIAL_DESCRIPTION)
+    max_concurrency: int | None = Field(
+        default=None, ge=1, le=MAX_CONCURRENCY_LIMIT, description=_MAX_CONCURRENCY_DESCRIPTION
+    )
+    rate_limit_per_second: float | None = Field(
+        default=None, gt=0, le=MAX_RATE_LIMIT, description=_RATE_LIMIT_DESCRIPTION
+    )
 
     _check_health_path = field_validator("health_path")(_health_path)
     _check_credential = field_validator("credential", mode="wrap")(_quiet_credential)
@@ -228,6 +246,18 @@ class ServiceUpdate(_Strict):
     )
     credential: CredentialIn | None = Field(
         default=None, description=_CREDENTIAL_DESCRIPTION + "; null removes it"
+    )
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_CONCURRENCY_LIMIT,
+        description=_MAX_CONCURRENCY_DESCRIPTION + "; null removes it (applies within a second)",
+    )
+    rate_limit_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_RATE_LIMIT,
+        description=_RATE_LIMIT_DESCRIPTION + "; null removes it (applies within a second)",
     )
 
     _check_health_path = field_validator("health_path")(_health_path)
@@ -266,6 +296,12 @@ class ServicePublic(BaseModel):
         default=None,
         exclude_if=lambda value: value is None,
         description="the service's credential without its secrets; absent if it has none",
+    )
+    max_concurrency: int | None = Field(
+        default=None, exclude_if=lambda value: value is None, description="absent: no limit"
+    )
+    rate_limit_per_second: float | None = Field(
+        default=None, exclude_if=lambda value: value is None, description="absent: no limit"
     )
     warnings: list[str] | None = Field(
         default=None,

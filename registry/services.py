@@ -192,6 +192,8 @@ def to_public(row: ServiceRow) -> ServicePublic:
         created_at=row.created_at,
         updated_at=row.updated_at,
         credential=_public_credential(row.credential),
+        max_concurrency=row.max_concurrency,
+        rate_limit_per_second=row.rate_limit_per_second,
     )
 
 
@@ -232,6 +234,8 @@ def _same_definition(
         and row.metadata_ == body.metadata
         and row.status == body.status.value
         and row.health_path == body.health_path
+        and row.max_concurrency == body.max_concurrency
+        and row.rate_limit_per_second == body.rate_limit_per_second
         and _same_credential(row, body.credential, codec)
     )
 
@@ -300,6 +304,8 @@ async def register(
         metadata_=body.metadata,
         status=body.status.value,
         health_path=body.health_path,
+        max_concurrency=body.max_concurrency,
+        rate_limit_per_second=body.rate_limit_per_second,
         created_at=now,
         updated_at=now,
     )
@@ -439,6 +445,11 @@ async def update(
                 codec, service_id=row.id, endpoint=row.endpoint, credential=body.credential
             )
         )
+    # Sent as null, a limit is removed; the workers see the change within a second.
+    if "max_concurrency" in body.model_fields_set:
+        row.max_concurrency = body.max_concurrency
+    if "rate_limit_per_second" in body.model_fields_set:
+        row.rate_limit_per_second = body.rate_limit_per_second
     row.updated_at = utcnow()
     await session.flush()
     public = to_public(row)
@@ -485,6 +496,33 @@ async def counts_by_status(session: AsyncSession) -> dict[str, int]:
         select(ServiceRow.status, func.count()).group_by(ServiceRow.status)
     )
     return {status: count for status, count in rows.all()}
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    """A service's load shaping; None: no limit of that kind."""
+
+    max_concurrency: int | None = None
+    rate_limit_per_second: float | None = None
+
+    @property
+    def any(self) -> bool:
+        return self.max_concurrency is not None or self.rate_limit_per_second is not None
+
+
+async def limits_for_call(session: AsyncSession, service_name: str) -> ServiceLimits:
+    """The limits of the service named `service_name` (none if no service has that name:
+    the step's own call then says what is wrong)."""
+    found = (
+        await session.execute(
+            select(ServiceRow.max_concurrency, ServiceRow.rate_limit_per_second).where(
+                ServiceRow.name == service_name
+            )
+        )
+    ).first()
+    if found is None:
+        return ServiceLimits()
+    return ServiceLimits(found.max_concurrency, found.rate_limit_per_second)
 
 
 async def credential_for_call(

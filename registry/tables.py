@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -53,6 +63,10 @@ class ServiceRow(Base):
     )
     """The outbound credential, sealed (registry/services.py `seal_credential`): the key
     id, the AES-256-GCM ciphertext and the non-secret fields the API shows; NULL if none."""
+    max_concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    """Calls of the service in flight at once, across all workers; NULL: no limit."""
+    rate_limit_per_second: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
+    """Calls of the service started per second, across all workers; NULL: no limit."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -105,6 +119,31 @@ class IdempotencyRow(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ServiceLeaseRow(Base):
+    """A call of a service with `max_concurrency` in flight (activities/shaping.py).
+
+    `expires_at` (seconds since the epoch) is the call's timeout and a margin after it
+    started: a lease a crashed worker never released frees itself then.
+    """
+
+    __tablename__ = "service_leases"
+
+    service_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lease_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class ServiceBucketRow(Base):
+    """The token bucket of a service with `rate_limit_per_second` (activities/shaping.py):
+    the tokens left at `updated_at` (seconds since the epoch)."""
+
+    __tablename__ = "service_buckets"
+
+    service_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
 
 
 Index("ix_services_created", ServiceRow.created_at, ServiceRow.id)

@@ -24,6 +24,7 @@ from activities.credentials import Credentials
 from activities.definitions import DefinitionActivities
 from activities.http_step import StepActivities
 from activities.mocks import mock_step
+from activities.shaping import Shaping
 from core.outbound import OutboundPolicy
 from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
@@ -111,6 +112,7 @@ def build_worker(
         credentials=Credentials(
             sessions=sessions, encryption_keys=settings.encryption_keys, http=http, policy=policy
         ),
+        shaping=Shaping(sessions=sessions),
     )
     definitions = DefinitionActivities(
         sessions, signing_key=getattr(settings, "definition_signing_key", "")

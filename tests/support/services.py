@@ -253,3 +253,52 @@ def create_app(state: TestServices) -> FastAPI:  # noqa: F811 - extends the app 
     app = _create_base_app(state)
     _add_credential_routes(app, state)
     return app
+
+
+# --- A service that counts the requests it holds at once (tests/shaping) --------------
+#
+# Appended as a wrapper of `create_app` like the credential routes above.
+
+HOLD_SECONDS = 0.2
+"""How long the `inflight` behaviour holds each request."""
+
+
+@dataclass
+class LoadSeen:
+    """What the `inflight` behaviour saw under one token."""
+
+    in_flight: int = 0
+    max_in_flight: int = 0
+    arrived: list[float] = field(default_factory=list)
+    """Monotonic time each request arrived."""
+
+
+load_seen: dict[str, LoadSeen] = defaultdict(LoadSeen)
+
+
+def _add_load_routes(app: FastAPI, state: TestServices) -> None:
+    import time
+
+    @app.post("/inflight/{token}/{action}")
+    async def inflight(token: str, action: str, request: Request) -> JSONResponse:
+        """Holds each request HOLD_SECONDS, counting those in flight (one event loop:
+        the counts need no lock)."""
+        seen = load_seen[token]
+        seen.in_flight += 1
+        seen.max_in_flight = max(seen.max_in_flight, seen.in_flight)
+        seen.arrived.append(time.monotonic())
+        try:
+            await record(state, token, request)
+            await asyncio.sleep(HOLD_SECONDS)
+        finally:
+            seen.in_flight -= 1
+        return JSONResponse({"held": HOLD_SECONDS})
+
+
+_create_credential_app = create_app
+
+
+def create_app(state: TestServices) -> FastAPI:  # noqa: F811 - extends the app above
+    app = _create_credential_app(state)
+    _add_load_routes(app, state)
+    return app
