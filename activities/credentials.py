@@ -208,6 +208,10 @@ class Credentials:
                 f"has a credential this worker cannot open: {exc}", retryable=True
             ) from None
         except (SQLAlchemyError, OSError) as exc:
+            if entry is not None:
+                # A registry outage must not stop running executions: what this worker
+                # last knew of the service (a credential, or none) stands until it is back.
+                return entry.opened
             raise CredentialUnavailable(
                 f"could not look up its credential: registry database unavailable "
                 f"({type(exc).__name__})",

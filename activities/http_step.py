@@ -225,7 +225,9 @@ class StepActivities:
             )
 
     async def _auth(self, call: StepCall, url: httpx.URL, where: str) -> CallAuth | None:
-        if self._credentials is None:
+        # Only a service that had a credential when the execution pinned it is looked up,
+        # so steps of other services never depend on the registry database.
+        if self._credentials is None or not call.credential:
             return None
         try:
             return await self._credentials.for_call(call.service, url, timeout=call.spec.timeout)

@@ -111,10 +111,19 @@ class Shaping:
             async with self.sessions() as session:
                 limits = await limits_for_call(session, service_name)
         except (SQLAlchemyError, OSError) as exc:
-            raise ShapingUnavailable(
-                f"could not look up its load limits: registry database unavailable "
-                f"({type(exc).__name__})"
-            ) from None
+            if entry is not None:
+                # A registry outage must not stop running executions: the limits this
+                # worker last knew stand until it is back (a service without limits runs).
+                return entry.limits
+            # Nothing known and no way to ask: run unshaped rather than stop every step
+            # of every service during the outage (the service's 429s still apply).
+            log.warning(
+                "load limits of service %r unknown, registry database unavailable (%s); "
+                "calling it without them",
+                service_name,
+                type(exc).__name__,
+            )
+            return ServiceLimits()
         self._entries[service_name] = _Entry(limits, now + self.cache_seconds)
         return limits
 

@@ -102,6 +102,12 @@ class PinnedStep(_Frozen):
     next: str | None
     endpoint: str
     spec: ActionSpec
+    credential: bool = Field(
+        default=False,
+        exclude_if=_empty,
+        description="the service had a credential when pinned: the worker looks it up at "
+        "call time (never part of the definition)",
+    )
 
 
 class PinnedDefinition(_Frozen):
@@ -232,4 +238,9 @@ class StepCall(BaseModel):
     request_id: str
     signature: str | None = Field(
         default=None, exclude_if=_empty, description="the step's HMAC, if the definition had one"
+    )
+    credential: bool = Field(
+        default=False,
+        exclude_if=_empty,
+        description="look the service's credential up and add it (the step's PinnedStep)",
     )

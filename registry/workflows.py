@@ -350,6 +350,7 @@ def _pinned_step(step: StepSpec, service: ServiceRow, where: str) -> PinnedStep:
                 next=step.next,
                 endpoint=service.endpoint,
                 spec=ActionSpec.model_validate(action),
+                credential=service.credential is not None,
             )
     raise NotRunnableError(
         f"{where} uses action '{step.action}', which service '{service.name}' no longer has",

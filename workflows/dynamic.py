@@ -116,6 +116,7 @@ class StoredWorkflow:
                 context=context,
                 request_id=request_id,
                 signature=signatures.get(step.id),
+                credential=step.credential,
             )
             output = await self._run_step(step, call)
             data.update(output)

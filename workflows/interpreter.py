@@ -386,6 +386,7 @@ class FlowRun:
             context=self.context,
             request_id=self.request_id,
             signature=self.signatures.get(step.id),
+            credential=pinned.credential,
         )
         mock = self.options.mocks.get(step.id)
         try:
