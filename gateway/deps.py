@@ -17,7 +17,7 @@ from executions.service import ExecutionService
 MAX_PER_PAGE = 100
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -27,11 +27,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_executions(request: Request) -> ExecutionService:
+async def get_executions(request: Request) -> ExecutionService:
     return request.app.state.executions
 
 
-def get_http(request: Request) -> httpx.AsyncClient:
+async def get_http(request: Request) -> httpx.AsyncClient:
     return request.app.state.http
 
 
@@ -71,11 +71,14 @@ def key_id(key: str) -> str:
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def require_api_key(
+async def require_api_key(
     request: Request,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> None:
-    """When API_KEYS is set, every endpoint but GET /api/health needs a Bearer key."""
+    """When API_KEYS is set, every endpoint but GET /api/health needs a Bearer key.
+
+    A coroutine, though it does no I/O: FastAPI runs a plain-function dependency in a
+    worker thread, a thread hop on every protected request."""
     settings: Settings = request.app.state.settings
     if settings.api_key_set and matching_key(settings, authorization) is None:
         raise HTTPException(
