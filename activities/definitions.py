@@ -38,7 +38,7 @@ from definitions.models import PinnedDefinition
 from definitions.signing import definition_signatures
 from registry import workflows
 from registry.errors import NotFoundError, NotRunnableError
-from registry.tables import ServiceRow, WorkflowRow, WorkflowVersionRow
+from registry.tables import ServiceRow, WorkflowRow
 
 CACHE_SIZE = 1024
 """Definitions kept per worker (least recently used first out)."""
@@ -92,37 +92,6 @@ async def registry_stamp(
         statement = _stamp_statement(services)
     rows = (await connection.execute(statement, {"name": name})).all()
     return tuple(sorted((tuple(row) for row in rows), key=lambda r: (r[0], str(r[1]))))
-
-
-async def pin_version(session: AsyncSession, name: str, version: int) -> PinnedDefinition:
-    """`name` pinned at an earlier (or the current) `version`, with today's services.
-
-    Raises:
-        NotFoundError: no workflow has that name, or it has no such version.
-        NotRunnableError: as `registry.workflows.pin`.
-    """
-    row = await workflows.get_by_name(session, name)
-    if row is None:
-        raise NotFoundError("workflow", name, hint="no stored workflow has this name")
-    if version == row.version:
-        return await workflows.pin(session, row)
-    stored = await session.get(WorkflowVersionRow, (row.id, version))
-    if stored is None:
-        raise NotFoundError(
-            "workflow version", f"{name}@{version}", hint=f"versions 1 to {row.version} exist"
-        )
-    # The version's definition under the workflow's identity and status; not added to
-    # the session, so nothing is written.
-    at_version = WorkflowRow(
-        id=row.id,
-        name=row.name,
-        steps=stored.steps,
-        flow=stored.flow,
-        mode=stored.mode,
-        status=row.status,
-        version=stored.version,
-    )
-    return await workflows.pin(session, at_version)
 
 
 def _services_of(definition: PinnedDefinition) -> tuple[str, ...]:
@@ -194,7 +163,7 @@ class DefinitionActivities:
             if version is None:
                 definition = await workflows.pin_by_name(session, name)
             else:
-                definition = await pin_version(session, name, version)
+                definition = await workflows.pin_version(session, name, version)
         # Loaded from the registry, so as trusted as the gateway's copy: signed here,
         # the steps pass the worker's signature check like a gateway start's.
         signatures = definition_signatures(self._signing_key, definition)

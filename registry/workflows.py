@@ -125,16 +125,25 @@ async def _at_version(
 ) -> tuple[WorkflowRow, WorkflowVersionRow | None]:
     """The workflow, and its stored `version` unless that is the current one (or None)."""
     row = await get_row(session, workflow_id)
+    return row, await _stored_version(session, row, version, label=workflow_id)
+
+
+async def _stored_version(
+    session: AsyncSession, row: WorkflowRow, version: int | None, *, label: str
+) -> WorkflowVersionRow | None:
+    """The stored `version` of `row`; None when it is the current one (or None).
+
+    Raises:
+        NotFoundError: the workflow has no such version (named `label@version`).
+    """
     if version is None or version == row.version:
-        return row, None
-    stored = await session.get(WorkflowVersionRow, (workflow_id, version))
+        return None
+    stored = await session.get(WorkflowVersionRow, (row.id, version))
     if stored is None:
         raise NotFoundError(
-            "workflow version",
-            f"{workflow_id}@{version}",
-            hint=f"versions 1 to {row.version} exist",
+            "workflow version", f"{label}@{version}", hint=f"versions 1 to {row.version} exist"
         )
-    return row, stored
+    return stored
 
 
 async def get_version(session: AsyncSession, workflow_id: str, version: int) -> WorkflowPublic:
@@ -411,6 +420,33 @@ async def pin_by_name(session: AsyncSession, name: str) -> PinnedDefinition:
     if row is None:
         raise NotFoundError(RESOURCE, name, hint="no stored workflow has this name")
     return await pin(session, row)
+
+
+async def pin_version(session: AsyncSession, name: str, version: int) -> PinnedDefinition:
+    """`name` pinned at an earlier (or the current) `version`, with today's services.
+
+    Raises:
+        NotFoundError: no workflow has that name, or it has no such version.
+        NotRunnableError: as `pin`.
+    """
+    row = await get_by_name(session, name)
+    if row is None:
+        raise NotFoundError(RESOURCE, name, hint="no stored workflow has this name")
+    stored = await _stored_version(session, row, version, label=name)
+    if stored is None:
+        return await pin(session, row)
+    # The version's definition under the workflow's identity and status; not added to
+    # the session, so nothing is written.
+    at_version = WorkflowRow(
+        id=row.id,
+        name=row.name,
+        steps=stored.steps,
+        flow=stored.flow,
+        mode=stored.mode,
+        status=row.status,
+        version=stored.version,
+    )
+    return await pin(session, at_version)
 
 
 async def pin_action(session: AsyncSession, service_id: str, action: str) -> PinnedDefinition:
