@@ -52,6 +52,8 @@ class _Cached:
     """None: only `services` is known (the names to stamp next time), nothing to reuse."""
     services: tuple[str, ...]
     result: RawValue | None = None
+    definition: PinnedDefinition | None = None
+    """The model `result` is the payload of (what `si:start` runs the first step of)."""
     statement: Executable | None = None
     """The stamp query for `services`, built once."""
 
@@ -130,6 +132,12 @@ class DefinitionActivities:
             ApplicationError: non-retryable when no runnable workflow has that name;
                 retryable when the database cannot be reached.
         """
+        return (await self.pinned(name, version))[1]
+
+    async def pinned(
+        self, name: str, version: int | None = None
+    ) -> tuple[PinnedDefinition, RawValue]:
+        """The pinned definition and its payload; raises what `load_definition` raises."""
         try:
             return await self._load(name, version)
         except (NotFoundError, NotRunnableError) as exc:
@@ -149,16 +157,20 @@ class DefinitionActivities:
         async with self._sessions() as session:
             return await registry_stamp(session, name, cached.services, cached.statement)
 
-    async def _load(self, name: str, version: int | None) -> RawValue:
+    async def _load(self, name: str, version: int | None) -> tuple[PinnedDefinition, RawValue]:
         key = (name, version)
         cached = self._cache.get(key) if self._cache_size > 0 else None
         stamp: Stamp | None = None
         if cached is not None:
             # Read before the pin below, so a change racing it invalidates what it pins.
             stamp = await self._stamp(name, cached)
-            if stamp == cached.stamp and cached.result is not None:
+            if (
+                stamp == cached.stamp
+                and cached.result is not None
+                and cached.definition is not None
+            ):
                 self._cache.move_to_end(key)
-                return cached.result
+                return cached.definition, cached.result
         async with self._sessions() as session:
             if version is None:
                 definition = await workflows.pin_by_name(session, name)
@@ -178,6 +190,7 @@ class DefinitionActivities:
                 stamp=stamp if known else None,
                 services=services,
                 result=result if known else None,
+                definition=definition if known else None,
                 statement=cached.statement
                 if cached is not None and known
                 else _stamp_statement(services),
@@ -185,4 +198,4 @@ class DefinitionActivities:
             self._cache.move_to_end(key)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return result
+        return definition, result

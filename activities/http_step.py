@@ -147,6 +147,11 @@ class StepActivities:
     @activity.defn(dynamic=True)
     async def call_service(self, args: Sequence[RawValue]) -> dict[str, Any]:
         call = activity.payload_converter().from_payload(args[0].payload, StepCall)
+        return await self.run(call)
+
+    async def run(self, call: StepCall) -> dict[str, Any]:
+        """One attempt of a step, inside the running activity (`call_service`, or the entry
+        step's first attempt inside `si:start`); a failure raises ApplicationError."""
         where = f"step '{call.step_id}' ({call.service}.{call.spec.name})"
         self._verify(call, where)
 

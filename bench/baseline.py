@@ -87,6 +87,12 @@ class ServiceActivities:
         return AnalyzeOutput(sentiment=out["sentiment"], score=out["score"])
 
     @activity.defn
+    async def load_config(self, name: str) -> dict:
+        """A no-op local activity (bench only): the floor cost of recording a value
+        looked up at start, as our by-name start records its definition."""
+        return {"name": name, "steps": ["extract", "analyze", "summarize"]}
+
+    @activity.defn
     async def summarize(self, input: SummarizeInput) -> SummarizeOutput:
         out = await self._post("summarize", {"text": input.text, "sentiment": input.sentiment})
         return SummarizeOutput(summary=out["summary"])
@@ -123,6 +129,21 @@ class DocumentPipeline:
             start_to_close_timeout=TIMEOUT,
             retry_policy=RETRY,
         )
+
+
+@workflow.defn
+class DocumentPipelineRecorded:
+    """DocumentPipeline after one no-op local activity: what recording a lookup costs."""
+
+    @workflow.run
+    async def run(self, input: PipelineInput) -> SummarizeOutput:
+        await workflow.execute_local_activity_method(
+            ServiceActivities.load_config,
+            "document-pipeline",
+            start_to_close_timeout=TIMEOUT,
+            retry_policy=RETRY,
+        )
+        return await DocumentPipeline().run(input)
 
 
 @workflow.defn
@@ -175,8 +196,13 @@ async def run_worker(
         worker = Worker(
             client,
             task_queue=task_queue,
-            workflows=[DocumentPipeline, DocumentPipelineLocal, Empty],
-            activities=[activities.extract, activities.analyze, activities.summarize],
+            workflows=[DocumentPipeline, DocumentPipelineRecorded, DocumentPipelineLocal, Empty],
+            activities=[
+                activities.extract,
+                activities.analyze,
+                activities.summarize,
+                activities.load_config,
+            ],
             # The settings `python -m worker` uses (WORKER_MAX_CONCURRENT_* defaults).
             max_concurrent_activities=200,
             max_concurrent_workflow_tasks=200,

@@ -6,8 +6,9 @@ its own worker process, on one dev server, in one run:
 
     b           hand-written workflow, 3 activities (baseline worker process)
     c           ours, started by name (`python -m worker` code, definition cache on)
-    c-nocache   ours, started by name, the by-name loader without its cache (the code
-                before the cache: one full pin per start); its own worker process
+    c-la        ours, started by name, the definition loaded by the si:load-definition
+                local activity (the code before the start-activity patch,
+                bench/variants.py); its own worker process
     c'          ours, started with the pinned definition, as the gateway starts it
                 (same worker process as c)
 
@@ -17,7 +18,7 @@ variant with `--in-flight` in flight, one variant after the other (order rotated
 p50 is over all the sequential executions of all rounds; throughput is the completions
 of all rounds over their seconds. Everything listens on 127.0.0.1.
 
-`--profile py-spy|cprofile DIR` runs the workers of b, c and c-nocache under a profiler
+`--profile py-spy|cprofile DIR` runs the workers of b, c and c-la under a profiler
 instead (py-spy: collapsed stacks and a speedscope JSON per worker; cprofile: every thread of
 the worker, pstats files and a summary per execution), with the same load shape;
 figures of a profiled run are not the benchmark's (docs/profiling.md).
@@ -63,11 +64,18 @@ from executions.service import ExecutionService
 
 VARIANTS = {
     "b": "hand-written workflow, 3 activities",
+    "b-la": "hand-written, after a no-op local activity (the floor of recording a lookup)",
     "c": "ours, SDK by name (definition cache)",
-    "c-nocache": "ours, SDK by name, loader without cache (before)",
+    "c-la": "ours, SDK by name, local-activity load (before si:start)",
     "c'": "ours, SDK with pinned definition (gateway's start)",
 }
-OWNER = {"b": "baseline worker", "c": "worker", "c'": "worker", "c-nocache": "variant worker"}
+OWNER = {
+    "b": "baseline worker",
+    "b-la": "baseline worker",
+    "c": "worker",
+    "c'": "worker",
+    "c-la": "variant worker",
+}
 
 
 def log(message: str) -> None:
@@ -162,13 +170,13 @@ def start_stack(
                 log=workdir / "worker.log",
                 ready_line="worker polling task queue",
             )
-        if "c-nocache" in variants:
+        if "c-la" in variants:
             stack.variant_worker = spawn(
                 "variant worker",
                 _worker_command(
                     "ours",
-                    "--no-cache",
-                    profile=(profile[0], profiled / "c-nocache-worker")
+                    "--local-load",
+                    profile=(profile[0], profiled / "c-la-worker")
                     if profile and profiled
                     else None,
                 ),
@@ -176,7 +184,7 @@ def start_stack(
                 log=workdir / "variant-worker.log",
                 ready_line="worker polling task queue",
             )
-        if "b" in variants:
+        if {"b", "b-la"} & set(variants):
             stack.baseline_worker = spawn(
                 "baseline worker",
                 _worker_command(
@@ -237,15 +245,18 @@ class Calls:
         del self.ids[variant][:-40]
 
     def call(self, variant: str) -> Call:
-        async def b() -> None:
-            workflow_id = f"parity-{uuid.uuid4().hex}"
-            await self.base.execute_workflow(
-                "DocumentPipeline",
-                baseline.PipelineInput(document_url=INPUT["document_url"]),
-                id=workflow_id,
-                task_queue=BASELINE_TASK_QUEUE,
-            )
-            self._keep("b", workflow_id)
+        def hand_written(workflow_type: str) -> Call:
+            async def run() -> None:
+                workflow_id = f"parity-{uuid.uuid4().hex}"
+                await self.base.execute_workflow(
+                    workflow_type,
+                    baseline.PipelineInput(document_url=INPUT["document_url"]),
+                    id=workflow_id,
+                    task_queue=BASELINE_TASK_QUEUE,
+                )
+                self._keep(variant, workflow_id)
+
+            return run
 
         def by_name(task_queue: str) -> Call:
             async def run() -> None:
@@ -266,9 +277,10 @@ class Calls:
             self._keep("c'", workflow_id)
 
         return {
-            "b": b,
+            "b": hand_written("DocumentPipeline"),
+            "b-la": hand_written("DocumentPipelineRecorded"),
             "c": by_name(TASK_QUEUE),
-            "c-nocache": by_name(VARIANT_TASK_QUEUE),
+            "c-la": by_name(VARIANT_TASK_QUEUE),
             "c'": pinned,
         }[variant]
 
@@ -395,7 +407,7 @@ def render(figures: dict[str, Any], settings: dict[str, Any], *, markdown: bool)
     heading("Ratios (targets of the parity issue)")
     rows = []
     if "b" in seq:
-        for v in ("c", "c-nocache", "c'"):
+        for v in ("c", "c-la", "c'"):
             if v not in seq:
                 continue
             p = seq[v].p50 / seq["b"].p50
@@ -424,7 +436,7 @@ def render(figures: dict[str, Any], settings: dict[str, Any], *, markdown: bool)
             done = max(1, sum(r.completed for r in loaded[v]))
             return (cpu[v].get(OWNER[v], 0.0) + cpu[v].get("dev server", 0.0)) * 1000 / done
 
-        for v in ("c", "c-nocache", "c'"):
+        for v in ("c", "c-la", "c'"):
             if v in seq:
                 rows_cpu = cpu_per_exec("b") / cpu_per_exec(v)
                 out.append(
@@ -650,7 +662,7 @@ async def main_async(args: argparse.Namespace) -> str:
         "temporalio": temporalio.__version__,
         "server preset": f"{args.server_preset}: {' '.join(SERVER_PRESETS[args.server_preset])}",
         "workers": "one process per variant: b bench.baseline; c and c' python -m worker's "
-        "main(); c-nocache the same with the loader's cache off; 200 concurrent activities "
+        "main(); c-la the same with the workflow before si:start (bench/variants.py); 200 concurrent activities "
         "and workflow tasks each",
         "rounds": args.rounds,
         "sequential per round": args.sequential,

@@ -1,12 +1,13 @@
 """A worker process for bench/parity.py: ours (as deployed) or the hand-written baseline.
 
-    python -m bench.parity_worker ours [--no-cache] [--cprofile FILE]
+    python -m bench.parity_worker ours [--no-cache] [--local-load] [--cprofile FILE]
     python -m bench.parity_worker baseline [--cprofile FILE] -- <bench.baseline arguments>
 
 `ours` runs worker/main.py `main()` unchanged (settings from the environment, as
 `python -m worker`); `--no-cache` gives the by-name loader no definition cache, i.e.
-the loader as it was before the cache (activities/definitions.py), to measure both in
-one run. `baseline` runs bench/baseline.py `main()`.
+the loader as it was before the cache (activities/definitions.py); `--local-load` runs
+the workflow as it was before the start-activity patch (bench/variants.py), to measure
+before and after in one run. `baseline` runs bench/baseline.py `main()`.
 
 `--cprofile FILE` profiles every thread of the process with cProfile from start to
 exit (SIGTERM) and writes the merged stats to FILE (pstats format).
@@ -23,10 +24,13 @@ import threading
 from typing import Any
 
 
-def _run_ours(no_cache: bool) -> None:
+def _run_ours(no_cache: bool, local_load: bool) -> None:
     import worker.main as worker_main
     from activities.definitions import DefinitionActivities
+    from bench.variants import StoredWorkflowLocalLoad
 
+    if local_load:
+        worker_main.StoredWorkflow = StoredWorkflowLocalLoad  # type: ignore[misc]
     if no_cache:
         worker_main.DefinitionActivities = functools.partial(  # type: ignore[misc]
             DefinitionActivities, cache_size=0
@@ -81,10 +85,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("which", choices=["ours", "baseline"])
     parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--local-load", action="store_true")
     parser.add_argument("--cprofile", default=None)
     args = parser.parse_args(argv)
     if args.which == "ours":
-        run = functools.partial(_run_ours, args.no_cache)
+        run = functools.partial(_run_ours, args.no_cache, args.local_load)
     else:
         run = functools.partial(_run_baseline, rest)
     if args.cprofile:

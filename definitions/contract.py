@@ -15,15 +15,22 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from temporalio.common import SearchAttributeKey
 
-CONTRACT_VERSION = 2
+CONTRACT_VERSION = 3
 """Version of the models exchanged across processes. 1: the seed (no version field);
-2: adds `contract` to ExecutionOptions and StepCall. Readers treat a missing value as 1."""
+2: adds `contract` to ExecutionOptions and StepCall; 3: the `si:start` activity
+(StartCall, StartOutcome). Readers treat a missing value as 1."""
 
 ACTION_EXECUTION_PREFIX = "action:"
 """Temporal workflow type prefix of one-action executions (`action:<service>.<action>`)."""
 
 LOAD_DEFINITION_ACTIVITY = "si:load-definition"
 """Activity that loads the latest ACTIVE definition of a workflow by name."""
+
+START_ACTIVITY = "si:start"
+"""Activity a start by name begins with (since the `start-activity` patch): it pins the
+definition and, for a chain, makes the first attempt of its entry step; its result
+(StartOutcome) records both in history. Before the patch, a start by name loaded the
+definition with the LOAD_DEFINITION_ACTIVITY local activity."""
 
 MOCK_STEP_ACTIVITY = "si:mock-step"
 """Local activity that stands in for a mocked task in a test run (POST /workflows/{id}/test):

@@ -244,3 +244,51 @@ class StepCall(BaseModel):
         exclude_if=_empty,
         description="look the service's credential up and add it (the step's PinnedStep)",
     )
+
+
+class StartCall(BaseModel):
+    """Input of the `si:start` activity: a start by name, and what its first step needs."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    contract: int = Field(default=1, description="contract version of the sender; absent: 1")
+    name: str = Field(description="the stored workflow's name (the workflow type)")
+    version: int | None = Field(default=None, exclude_if=_empty)
+    execution_id: str
+    input: dict[str, Any]
+    context: dict[str, Any] = Field(default_factory=dict)
+    request_id: str
+    signatures: dict[str, str] = Field(default_factory=dict, exclude_if=_empty)
+    run_first: bool = Field(
+        default=True, description="make the first attempt of a chain's entry step"
+    )
+
+
+class FirstAttempt(BaseModel):
+    """How the first attempt of a chain's entry step ended inside `si:start`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    output: dict[str, Any] | None = None
+    error_type: str | None = Field(default=None, exclude_if=_empty)
+    message: str | None = Field(default=None, exclude_if=_empty)
+    details: dict[str, Any] = Field(default_factory=dict, exclude_if=_empty)
+    non_retryable: bool = Field(default=False, exclude_if=_empty)
+    retry_after: float | None = Field(
+        default=None, exclude_if=_empty, description="the service's Retry-After, seconds"
+    )
+
+    @property
+    def failed(self) -> bool:
+        return self.error_type is not None
+
+
+class StartOutcome(BaseModel):
+    """Result of `si:start`: the pinned definition and, for a chain, its first attempt."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    definition: PinnedDefinition
+    first: FirstAttempt | None = Field(
+        default=None, description="None: the entry step was not run (a flow, or mocks)"
+    )

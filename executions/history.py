@@ -26,6 +26,7 @@ from temporalio.exceptions import ApplicationError, TimeoutError
 
 from definitions.contract import (
     LOAD_DEFINITION_ACTIVITY,
+    START_ACTIVITY,
     STEP_FAILED,
     WORKFLOW_ID_KEY,
     StepFailure,
@@ -44,7 +45,7 @@ from definitions.language import (
     tolerated_failures,
 )
 from definitions.language import catch_names as language_catch_names
-from definitions.models import ExecutionOptions, PinnedDefinition
+from definitions.models import ExecutionOptions, PinnedDefinition, StartOutcome
 from executions.models import (
     STEP_VALUE_LIMIT,
     ExecutionError,
@@ -284,9 +285,11 @@ class _Record:
         return input_data, options
 
     async def _loaded_definition(self) -> PinnedDefinition | None:
-        """The definition an SDK-started execution loaded: a local activity's marker (or,
-        in histories written before that, an activity's result)."""
+        """The definition an SDK-started execution loaded: the `si:start` activity's
+        result (or, in histories written before it, the load's local-activity marker, or
+        before that an activity's result)."""
         scheduled: set[int] = set()
+        starts: set[int] = set()
         for event in self._events:
             if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
                 marker = await local_activity_marker(event, self._converter)
@@ -300,11 +303,19 @@ class _Record:
                 attributes = event.activity_task_scheduled_event_attributes
                 if attributes.activity_type.name == LOAD_DEFINITION_ACTIVITY:
                     scheduled.add(event.event_id)
+                elif attributes.activity_type.name == START_ACTIVITY:
+                    starts.add(event.event_id)
             elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
                 completed = event.activity_task_completed_event_attributes
                 if completed.scheduled_event_id in scheduled:
                     return await self._definition(list(completed.result.payloads))
+                if completed.scheduled_event_id in starts:
+                    outcome = await self._start_outcome(list(completed.result.payloads))
+                    return outcome.definition
         return None
+
+    async def _start_outcome(self, payloads: Sequence[Any]) -> StartOutcome:
+        return (await self._converter.decode(list(payloads), [StartOutcome]))[0]
 
     async def _definition(self, payloads: Sequence[Any]) -> PinnedDefinition:
         return (await self._converter.decode(list(payloads), [PinnedDefinition]))[0]
@@ -363,11 +374,20 @@ class _Record:
             order.append(step.id)
             step_id = step.next
         by_scheduled: dict[int, StepState] = {}
+        # A start by name makes the entry step's first attempt inside `si:start`; the
+        # step's own activity, if it had to retry, counts its attempts after that one.
+        starts: set[int] = set()
+        made_before: dict[str, int] = {}
         for event in self._events:
             kind = event.event_type
             if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 scheduled = event.activity_task_scheduled_event_attributes
-                state = states.get(scheduled.activity_id)
+                state: StepState | None
+                if scheduled.activity_type.name == START_ACTIVITY:
+                    state = states[definition.entry]
+                    starts.add(event.event_id)
+                else:
+                    state = states.get(scheduled.activity_id)
                 if state is not None and scheduled.activity_type.name != LOAD_DEFINITION_ACTIVITY:
                     state.status = "SCHEDULED"
                     by_scheduled[event.event_id] = state
@@ -376,9 +396,13 @@ class _Record:
                 state = by_scheduled.get(started.scheduled_event_id)
                 if state is not None:
                     state.status = "RUNNING"
-                    state.attempts = started.attempt
+                    state.attempts = started.attempt + made_before.get(state.id, 0)
                     state.worker = started.identity or None
                     state.started_at = _time(event)
+            elif kind in _ACTIVITY_CLOSING_EVENTS and (
+                getattr(event, _ACTIVITY_CLOSING_EVENTS[kind][0]).scheduled_event_id in starts
+            ):
+                await self._first_attempt(event, states[definition.entry], made_before)
             elif kind in _ACTIVITY_CLOSING_EVENTS:
                 field, closed_status = _ACTIVITY_CLOSING_EVENTS[kind]
                 attributes = getattr(event, field)
@@ -402,8 +426,28 @@ class _Record:
                     state.completed_at = _time(event)
                     if marker.failure is not None:
                         state.last_error = marker.failure.message
-        self._apply_pending(states)
+        self._apply_pending(states, made_before)
         return [states[i] for i in order]
+
+    async def _first_attempt(
+        self, event: HistoryEvent, state: StepState, made_before: dict[str, int]
+    ) -> None:
+        """The entry step as `si:start` left it: done, failed once (its own activity
+        retries it, or the execution failed with it), or not run there (PENDING)."""
+        first = None
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            attributes = event.activity_task_completed_event_attributes
+            first = (await self._start_outcome(list(attributes.result.payloads))).first
+        if first is None:  # not run inside si:start, or si:start itself failed
+            state.status, state.attempts, state.worker, state.started_at = "PENDING", 0, None, None
+            return
+        state.completed_at = _time(event)
+        if not first.failed:
+            state.status = "COMPLETED"
+            return
+        state.status = "FAILED"
+        state.last_error = first.message
+        made_before[state.id] = state.attempts
 
     async def _flow_steps(
         self,
@@ -441,7 +485,9 @@ class _Record:
         step = resume.get("next_step") if isinstance(resume, dict) else None
         return step if isinstance(step, str) else None
 
-    def _apply_pending(self, states: dict[str, StepState]) -> None:
+    def _apply_pending(
+        self, states: dict[str, StepState], made_before: dict[str, int] | None = None
+    ) -> None:
         """Activities in flight: their attempts and last errors are only in the description."""
         pending_activities = (
             self._description.raw_description.pending_activities if self._description else []
@@ -450,7 +496,9 @@ class _Record:
             state = states.get(pending.activity_id)
             if state is None:
                 continue
-            state.attempts = max(state.attempts, pending.attempt)
+            state.attempts = max(
+                state.attempts, pending.attempt + (made_before or {}).get(state.id, 0)
+            )
             state.worker = pending.last_worker_identity or state.worker
             if pending.HasField("last_started_time"):
                 state.started_at = pending.last_started_time.ToDatetime().replace(tzinfo=UTC)
@@ -602,8 +650,8 @@ async def _observe(events: Sequence[HistoryEvent], converter: DataConverter) -> 
         kind = event.event_type
         if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             scheduled = event.activity_task_scheduled_event_attributes
-            if scheduled.activity_type.name == LOAD_DEFINITION_ACTIVITY:
-                continue
+            if scheduled.activity_type.name in (LOAD_DEFINITION_ACTIVITY, START_ACTIVITY):
+                continue  # a flow's entry step never runs inside si:start
             call = await _first(scheduled.input.payloads, converter)
             ran = _Ran(
                 key=scheduled.activity_id,

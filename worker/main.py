@@ -25,6 +25,7 @@ from activities.definitions import DefinitionActivities
 from activities.http_step import StepActivities
 from activities.mocks import mock_step
 from activities.shaping import Shaping
+from activities.start import StartActivities
 from core.outbound import OutboundPolicy
 from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
@@ -99,7 +100,7 @@ def build_worker(
     sessions: async_sessionmaker[AsyncSession],
     http: httpx.AsyncClient,
 ) -> Worker:
-    """The worker for the task queue: the stored-workflow workflow and both activities."""
+    """The worker for the task queue: the stored-workflow workflow and its activities."""
     policy = OutboundPolicy(
         allowed_hosts=settings.allowed_hosts,
         payload_limit_bytes=settings.payload_limit_bytes,
@@ -120,7 +121,14 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        activities=[steps.call_service, definitions.load_definition, mock_step],
+        activities=[
+            steps.call_service,
+            StartActivities(definitions, steps).start,
+            # Still served: executions started by name before the `start-activity`
+            # patch replay (and may still run) the load as a local activity.
+            definitions.load_definition,
+            mock_step,
+        ],
         **workflow_options(),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,

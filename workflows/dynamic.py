@@ -15,19 +15,37 @@ from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from workflows.interpreter import FlowRun
-from workflows.tasks import StepError, cause_of, run_task
+from workflows.tasks import HEARTBEAT_TIMEOUT, StepError, cause_of, run_task, step_failed
 
 with workflow.unsafe.imports_passed_through():
+    from definitions.chain import chain_step_call
     from definitions.contract import (
         CONTRACT_VERSION,
         INVALID_START,
         LOAD_DEFINITION_ACTIVITY,
+        START_ACTIVITY,
         WORKFLOW_ID_KEY,
         WORKFLOW_VERSION_KEY,
         ExecutionMemo,
     )
-    from definitions.models import ExecutionOptions, PinnedDefinition, PinnedStep, StepCall
-    from workflows.dataflow import step_input
+    from definitions.models import (
+        ExecutionOptions,
+        FirstAttempt,
+        PinnedDefinition,
+        PinnedStep,
+        StartCall,
+        StartOutcome,
+        StepCall,
+    )
+
+START_PATCH = "start-activity"
+"""A start by name begins with the `si:start` activity (pin + the entry step's first
+attempt) instead of the `si:load-definition` local activity; histories recorded before
+it replay the local activity."""
+
+START_TIMEOUT = timedelta(seconds=3600 + 60)
+"""`si:start`'s start-to-close: the longest action timeout (3600 s) and the pin; it runs
+the step under the step's own timeout, and heartbeats while the call is in flight."""
 
 LOAD_DEFINITION_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -90,9 +108,15 @@ class StoredWorkflow:
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> dict[str, Any]:
         data, options = _start_arguments(args)
-        definition = options.definition or await self._load_definition(options.version)
         context = dict(options.context)
         request_id = str(context.get("request_id") or workflow.uuid4())
+        first: FirstAttempt | None = None
+        if options.definition is not None:
+            definition = options.definition
+        elif self._starts_with_activity():
+            definition, first = await self._start(data, options, context, request_id)
+        else:
+            definition = await self._load_definition(options.version)
         signatures = {**definition.signatures, **options.signatures}
         if definition.flow is not None:
             # The workflow language (workflows/interpreter.py); the seed's chains take the
@@ -105,25 +129,96 @@ class StoredWorkflow:
         step: PinnedStep | None = definition.step(definition.entry)
         output: dict[str, Any] = {}
         while step is not None:
-            call = StepCall(
+            call = chain_step_call(
+                step,
+                data,
                 contract=CONTRACT_VERSION,
                 execution_id=workflow.info().workflow_id,
-                step_id=step.id,
-                service=step.service,
-                endpoint=step.endpoint,
-                spec=step.spec,
-                input=step_input(step.spec.input_schema, data),
                 context=context,
                 request_id=request_id,
-                signature=signatures.get(step.id),
-                credential=step.credential,
+                signatures=signatures,
             )
-            output = await self._run_step(step, call)
+            if first is not None:  # the entry step, its first attempt made by si:start
+                output = await self._after_first_attempt(step, call, first)
+                first = None
+            else:
+                output = await self._run_step(step, call)
             data.update(output)
             step = definition.step(step.next) if step.next is not None else None
         return output
 
+    def _starts_with_activity(self) -> bool:
+        """A start by name begins with si:start (not in histories recorded before)."""
+        return workflow.patched(START_PATCH)
+
+    async def _start(
+        self,
+        data: dict[str, Any],
+        options: ExecutionOptions,
+        context: dict[str, Any],
+        request_id: str,
+    ) -> tuple[PinnedDefinition, FirstAttempt | None]:
+        """Pin by name and make the entry step's first attempt, in one activity
+        (activities/start.py); its result records the definition in history."""
+        name = workflow.info().workflow_type
+        try:
+            outcome = await workflow.execute_activity(
+                START_ACTIVITY,
+                StartCall(
+                    contract=CONTRACT_VERSION,
+                    name=name,
+                    version=options.version,
+                    execution_id=workflow.info().workflow_id,
+                    input=data,
+                    context=context,
+                    request_id=request_id,
+                    signatures=options.signatures,
+                    run_first=not options.mocks,
+                ),
+                result_type=StartOutcome,
+                activity_id=START_ACTIVITY,  # no step id can look like it
+                start_to_close_timeout=START_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=LOAD_DEFINITION_RETRY,
+                summary="pin the definition, then the first attempt of its first step",
+            )
+        except StepError as error:
+            raise self._not_runnable(name, error) from error
+        self._record(outcome.definition)
+        return outcome.definition, outcome.first
+
+    async def _after_first_attempt(
+        self, step: PinnedStep, call: StepCall, first: FirstAttempt
+    ) -> dict[str, Any]:
+        """The entry step's output: si:start's first attempt, else the step retried as
+        its own activity with what the retry policy has left, after the delay it gives
+        (or the service's Retry-After), as Temporal would have retried it."""
+        if not first.failed:
+            return first.output or {}
+        error = ApplicationError(
+            first.message or "",
+            first.details,
+            type=first.error_type,
+            non_retryable=first.non_retryable,
+        )
+        policy = step.spec.retry_policy
+        if first.non_retryable or policy.maximum_attempts <= 1:
+            raise step_failed(step, error)
+        delay = first.retry_after if first.retry_after is not None else policy.initial_interval
+        await workflow.sleep(timedelta(seconds=delay))
+        return await run_task(step, call, activity_id=step.id, after_attempts=1)
+
+    @staticmethod
+    def _not_runnable(name: str, error: BaseException) -> ApplicationError:
+        error_type, message, _ = cause_of(error)
+        return ApplicationError(
+            f"cannot run stored workflow '{name}': {message}",
+            type=error_type,
+            non_retryable=True,
+        )
+
     async def _load_definition(self, version: int | None = None) -> PinnedDefinition:
+        """Before the `start-activity` patch: the by-name load as a local activity."""
         name = workflow.info().workflow_type
         try:
             # A local activity: one database read, no task-queue round trip; its result
@@ -137,12 +232,13 @@ class StoredWorkflow:
                 retry_policy=LOAD_DEFINITION_RETRY,
             )
         except StepError as error:
-            error_type, message, _ = cause_of(error)
-            raise ApplicationError(
-                f"cannot run stored workflow '{name}': {message}",
-                type=error_type,
-                non_retryable=True,
-            ) from error
+            raise self._not_runnable(name, error) from error
+        self._record(definition)
+        return definition
+
+    @staticmethod
+    def _record(definition: PinnedDefinition) -> None:
+        """The search attributes and memo a gateway start sets, for a start by name."""
         if definition.workflow_id is not None and definition.version is not None:
             workflow.upsert_search_attributes(
                 [
@@ -158,7 +254,6 @@ class StoredWorkflow:
                     version=definition.version,
                 ).to_memo()
             )
-        return definition
 
     async def _run_step(self, step: PinnedStep, call: StepCall) -> dict[str, Any]:
         return await run_task(step, call, activity_id=step.id)

@@ -26,13 +26,19 @@ StepError = (ActivityError, ApplicationError, TimeoutError)
 attempt's error as its cause; a local activity's comes as that error itself."""
 
 
-def retry_policy(step: PinnedStep) -> RetryPolicy:
+def retry_policy(step: PinnedStep, *, after_attempts: int = 0) -> RetryPolicy:
+    """The action's retry policy; with `after_attempts`, what is left of it after that many
+    attempts made elsewhere (the first one inside `si:start`): fewer attempts, and the
+    intervals the policy gives from there on."""
     policy = step.spec.retry_policy
+    initial = policy.initial_interval
+    if after_attempts:
+        initial = min(initial * policy.backoff_coefficient**after_attempts, policy.maximum_interval)
     return RetryPolicy(
-        initial_interval=timedelta(seconds=policy.initial_interval),
+        initial_interval=timedelta(seconds=initial),
         backoff_coefficient=policy.backoff_coefficient,
         maximum_interval=timedelta(seconds=policy.maximum_interval),
-        maximum_attempts=policy.maximum_attempts,
+        maximum_attempts=policy.maximum_attempts - after_attempts,
     )
 
 
@@ -50,10 +56,16 @@ def cause_of(error: BaseException) -> tuple[str, str, dict[str, Any]]:
 
 
 async def run_task(
-    step: PinnedStep, call: StepCall, *, activity_id: str, summary: str | None = None
+    step: PinnedStep,
+    call: StepCall,
+    *,
+    activity_id: str,
+    summary: str | None = None,
+    after_attempts: int = 0,
 ) -> dict[str, Any]:
     """The step's output; a failure (once retries are exhausted) raises STEP_FAILED with
-    StepFailure details, non-retryable."""
+    StepFailure details, non-retryable. `after_attempts`: attempts already made (see
+    retry_policy); the failure counts them."""
     activity_type = f"{step.service}.{step.action}"
     timeout = timedelta(seconds=step.spec.timeout)
     try:
@@ -64,7 +76,7 @@ async def run_task(
                 result_type=dict,
                 activity_id=activity_id,
                 start_to_close_timeout=timeout,
-                retry_policy=retry_policy(step),
+                retry_policy=retry_policy(step, after_attempts=after_attempts),
                 summary=summary,
             )
         return await workflow.execute_activity(
@@ -74,11 +86,11 @@ async def run_task(
             activity_id=activity_id,
             start_to_close_timeout=timeout,
             heartbeat_timeout=HEARTBEAT_TIMEOUT if timeout > HEARTBEAT_TIMEOUT else None,
-            retry_policy=retry_policy(step),
+            retry_policy=retry_policy(step, after_attempts=after_attempts),
             summary=summary,
         )
     except StepError as error:
-        raise _step_failed(step, error) from error
+        raise step_failed(step, error, after_attempts=after_attempts) from error
 
 
 async def run_mock(step: PinnedStep, mock: StepMock, *, activity_id: str) -> Any:
@@ -93,19 +105,22 @@ async def run_mock(step: PinnedStep, mock: StepMock, *, activity_id: str) -> Any
             summary=f"mock of {step.service}.{step.action}",
         )
     except StepError as error:
-        raise _step_failed(step, error) from error
+        raise step_failed(step, error) from error
 
 
-def _step_failed(step: PinnedStep, error: BaseException) -> ApplicationError:
+def step_failed(
+    step: PinnedStep, error: BaseException, *, after_attempts: int = 0
+) -> ApplicationError:
     """STEP_FAILED with StepFailure details, non-retryable: what a failed step ends with."""
     error_type, message, details = cause_of(error)
+    attempts = details.get("attempt")
     failure = StepFailure(
         step_id=step.id,
         service=step.service,
         action=step.action,
         error_type=error_type,
         message=message,
-        attempts=details.get("attempt"),
+        attempts=attempts + after_attempts if isinstance(attempts, int) else None,
         status_code=details.get("status_code"),
     )
     return ApplicationError(

@@ -577,6 +577,80 @@ async def flow_test_run(r: Recording) -> str:
     )
 
 
+async def _start_by_name(r: Recording, name: str, label: str) -> str:
+    execution_id = f"sdk-{label}-{r.suffix}"
+    try:
+        await r.client.execute_workflow(
+            name, {"x": 1}, id=execution_id, task_queue=r.stack.task_queue
+        )
+    except WorkflowFailureError:
+        pass
+    return execution_id
+
+
+@shape
+async def sdk_by_name_retried_first(r: Recording) -> str:
+    """By name, the entry step answering 503 twice: its first attempt inside si:start
+    fails, a timer waits the policy's interval, its own activity makes attempts 2 and 3."""
+    token = r.services.token()
+    r.services.failures[token] = 2
+    workflow = await r.one_step("flaky", token, retry_policy=FAST_RETRY)
+    return await _start_by_name(r, workflow["name"], "retried-first")
+
+
+@shape
+async def sdk_by_name_4xx_first(r: Recording) -> str:
+    """By name, the entry step refused with HTTP 404 inside si:start: FAILED at once."""
+    token = r.services.token()
+    name = f"status-{token}"
+    await register(r.api, service(name, r.services.endpoint("status", token), [action("404")]))
+    workflow = await create_workflow(r.api, f"wf-{name}", chain(("only", name, "404")))
+    return await _start_by_name(r, workflow["name"], "4xx-first")
+
+
+@shape
+async def sdk_by_name_low_latency(r: Recording) -> str:
+    """By name, mode=low_latency, the entry step failing once: its first attempt inside
+    si:start, the retry a local activity, the next step a local activity."""
+    flaky, echo = r.services.token(), r.services.token()
+    r.services.failures[flaky] = 1
+    await register(
+        r.api,
+        service(
+            f"flaky-{flaky}",
+            r.services.endpoint("flaky", flaky),
+            [action("run", retry_policy=FAST_RETRY)],
+        ),
+    )
+    await register(
+        r.api, service(f"echo-{echo}", r.services.endpoint("echo", echo), [action("run")])
+    )
+    workflow = await create_workflow(
+        r.api,
+        f"fast-by-name-{echo}",
+        chain(("first", f"flaky-{flaky}", "run"), ("second", f"echo-{echo}", "run")),
+        mode="low_latency",
+    )
+    return await _start_by_name(r, workflow["name"], "low-latency")
+
+
+@shape
+async def sdk_by_name_flow(r: Recording) -> str:
+    """By name, a stored flow: si:start pins it and runs nothing; the flow runs its tasks."""
+    token = r.services.token()
+    name = f"echo-{token}"
+    await register(r.api, service(name, r.services.endpoint("echo", token), [action("run")]))
+    workflow = await create_workflow(
+        r.api,
+        f"flow-by-name-{token}",
+        [
+            _task("first", name, input={"x": "{% $input.x %}"}, next="second"),
+            _task("second", name, input={"seen": "{% $steps.first.output %}"}),
+        ],
+    )
+    return await _start_by_name(r, workflow["name"], "flow")
+
+
 async def record(group: str, names: list[str], work: Path) -> list[Path]:
     target = HISTORIES / group
     existing = [name for name in names if (target / f"{name}.json").exists()]

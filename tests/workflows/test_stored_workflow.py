@@ -24,14 +24,25 @@ from temporalio.worker import Worker
 from core.devserver import DevServer
 from core.temporal import connect, ensure_search_attributes
 from definitions.contract import (
+    CONTRACT_VERSION,
     INVALID_START,
     LOAD_DEFINITION_ACTIVITY,
+    START_ACTIVITY,
     STEP_FAILED,
     WORKFLOW_ID_KEY,
     WORKFLOW_VERSION_KEY,
     StepFailure,
 )
-from definitions.models import ActionSpec, ExecutionOptions, PinnedDefinition, PinnedStep, StepCall
+from definitions.models import (
+    ActionSpec,
+    ExecutionOptions,
+    FirstAttempt,
+    PinnedDefinition,
+    PinnedStep,
+    StartCall,
+    StartOutcome,
+    StepCall,
+)
 from worker.main import workflow_options
 
 FAST = {"initial_interval": 0.05, "maximum_interval": 0.1, "maximum_attempts": 3}
@@ -127,7 +138,7 @@ async def test_chain_passes_declared_properties_and_returns_the_last_output(clie
     assert first.input == {"url": "u"}
     assert (first.step_id, second.step_id) == ("extract", "analyze")
     assert first.request_id == second.request_id == "r-1"
-    assert first.contract == 2
+    assert first.contract == CONTRACT_VERSION
     assert first.execution_id == second.execution_id
 
 
@@ -247,40 +258,185 @@ async def test_local_mode_step_failure_fails_with_step_details(client) -> None:
     )
 
 
-async def test_started_by_name_loads_the_definition_and_tags_the_execution(client) -> None:
+def starter(
+    definition: PinnedDefinition | None = None,
+    first: FirstAttempt | None = None,
+    *,
+    error: ApplicationError | None = None,
+    seen: list[StartCall] | None = None,
+) -> Any:
+    """A stand-in `si:start`: answers the definition and first attempt it is given."""
+
+    @activity.defn(name=START_ACTIVITY)
+    async def start(call: StartCall) -> StartOutcome:
+        if seen is not None:
+            seen.append(call)
+        if error is not None:
+            raise error
+        assert definition is not None
+        return StartOutcome(definition=definition, first=first)
+
+    return start
+
+
+def events_of(history: Any, kind: Any) -> list[Any]:
+    return [e for e in history.events if e.event_type == kind]
+
+
+async def test_started_by_name_pins_with_si_start_and_tags_the_execution(client) -> None:
     stand_ins = StandIns()
     tq = queue()
     definition = pinned(("only", "svc.run", {}), name="by-name", workflow_id="wf-1", version=4)
-    loaded: list[str] = []
+    seen: list[StartCall] = []
 
-    @activity.defn(name=LOAD_DEFINITION_ACTIVITY)
-    async def load(name: str) -> PinnedDefinition:
-        loaded.append(name)
-        return definition
-
-    async with worker(client, tq, load, stand_ins.step("svc.run", lambda call: {"done": 1})):
+    async with worker(
+        client,
+        tq,
+        starter(definition, seen=seen),
+        stand_ins.step("svc.run", lambda call: {"done": 1}),
+    ):
         handle = await client.start_workflow(
             "by-name", {"x": 1}, id=f"sdk-{uuid.uuid4().hex}", task_queue=tq
         )
         assert await handle.result() == {"done": 1}
-    assert loaded == ["by-name"]
+    (call,) = seen
+    assert (call.name, call.version, call.input, call.run_first) == (
+        "by-name",
+        None,
+        {"x": 1},
+        True,
+    )
+    assert call.execution_id == handle.id
     assert stand_ins.calls[0].input == {"x": 1}
+    assert stand_ins.calls[0].request_id == call.request_id
     description = await handle.describe()
     assert description.typed_search_attributes.get(WORKFLOW_ID_KEY) == "wf-1"
     assert description.typed_search_attributes.get(WORKFLOW_VERSION_KEY) == 4
     assert (await description.memo())["workflow_name"] == "by-name"
+    history = await handle.fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in events_of(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+    ]
+    assert scheduled == [START_ACTIVITY, "svc.run"]  # no local activity, no load marker
+    markers = events_of(history, EventType.EVENT_TYPE_MARKER_RECORDED)
+    assert [m.marker_recorded_event_attributes.marker_name for m in markers] == ["core_patch"]
+
+
+async def test_the_first_attempt_made_by_si_start_is_not_repeated(client) -> None:
+    stand_ins = StandIns()
+    tq = queue()
+    definition = pinned(
+        ("extract", "text.extract", {}),
+        (
+            "analyze",
+            "mood.analyze",
+            {"input_schema": {"type": "object", "properties": {"text": {"type": "string"}}}},
+        ),
+        name="two",
+    )
+    async with worker(
+        client,
+        tq,
+        starter(definition, FirstAttempt(output={"text": "hello"})),
+        stand_ins.step("text.extract", lambda call: {"text": "called again"}),
+        stand_ins.step("mood.analyze", lambda call: {"seen": call.input}),
+    ):
+        result = await client.execute_workflow(
+            "two", {"url": "u"}, id=f"sdk-{uuid.uuid4().hex}", task_queue=tq
+        )
+    assert result == {"seen": {"text": "hello"}}
+    assert [call.step_id for call in stand_ins.calls] == ["analyze"]
+
+
+async def test_a_failed_first_attempt_is_retried_with_the_attempts_left(client) -> None:
+    tq = queue()
+    definition = pinned(("only", "svc.flaky", {}), name="flaky")  # 3 attempts in all
+    attempts: list[int] = []
+
+    @activity.defn(name="svc.flaky")
+    async def flaky(call: StepCall) -> dict[str, Any]:
+        attempts.append(activity.info().attempt)
+        raise ApplicationError(
+            "HTTP 503", {"attempt": activity.info().attempt}, type="ServiceUnavailable"
+        )
+
+    first = FirstAttempt(
+        error_type="ServiceUnavailable", message="HTTP 503", details={"attempt": 1}
+    )
+    async with worker(client, tq, starter(definition, first), flaky):
+        handle = await client.start_workflow(
+            "flaky", {}, id=f"sdk-{uuid.uuid4().hex}", task_queue=tq
+        )
+        with pytest.raises(WorkflowFailureError) as failed:
+            await asyncio.wait_for(handle.result(), timeout=30)
+    assert attempts == [1, 2]  # 1 inside si:start + 2 = the policy's 3
+    details = StepFailure.model_validate(application_cause(failed.value).details[0])
+    assert (details.step_id, details.error_type, details.attempts) == (
+        "only",
+        "ServiceUnavailable",
+        3,
+    )
+    history = await handle.fetch_history()
+    (timer,) = events_of(history, EventType.EVENT_TYPE_TIMER_STARTED)
+    backoff = timer.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+    assert backoff == timedelta(seconds=FAST["initial_interval"])
+
+
+async def test_a_first_attempt_retry_after_sets_the_first_delay(client) -> None:
+    stand_ins = StandIns()
+    tq = queue()
+    definition = pinned(("only", "svc.busy", {}), name="busy")
+    first = FirstAttempt(
+        error_type="HTTP429", message="HTTP 429", details={"attempt": 1}, retry_after=0.3
+    )
+    async with worker(
+        client, tq, starter(definition, first), stand_ins.step("svc.busy", lambda c: {"ok": 1})
+    ):
+        handle = await client.start_workflow(
+            "busy", {}, id=f"sdk-{uuid.uuid4().hex}", task_queue=tq
+        )
+        assert await handle.result() == {"ok": 1}
+    history = await handle.fetch_history()
+    (timer,) = events_of(history, EventType.EVENT_TYPE_TIMER_STARTED)
+    assert timer.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta() == (
+        timedelta(seconds=0.3)
+    )
+
+
+async def test_a_non_retryable_first_attempt_fails_the_step_at_once(client) -> None:
+    stand_ins = StandIns()
+    tq = queue()
+    definition = pinned(("only", "svc.strict", {}), name="strict")
+    first = FirstAttempt(
+        error_type="ServiceRejected",
+        message="refused with HTTP 422",
+        details={"attempt": 1, "status_code": 422},
+        non_retryable=True,
+    )
+    async with worker(
+        client, tq, starter(definition, first), stand_ins.step("svc.strict", lambda c: {})
+    ):
+        with pytest.raises(WorkflowFailureError) as failed:
+            await client.execute_workflow("strict", {}, id=f"sdk-{uuid.uuid4().hex}", task_queue=tq)
+    assert stand_ins.calls == []
+    cause = application_cause(failed.value)
+    assert cause.type == STEP_FAILED
+    details = StepFailure.model_validate(cause.details[0])
+    assert (details.error_type, details.attempts, details.status_code) == (
+        "ServiceRejected",
+        1,
+        422,
+    )
+    assert "refused with HTTP 422" in cause.message
 
 
 async def test_unknown_name_fails_with_the_loaders_error(client) -> None:
     tq = queue()
-
-    @activity.defn(name=LOAD_DEFINITION_ACTIVITY)
-    async def load(name: str) -> PinnedDefinition:
-        raise ApplicationError(
-            f"no workflow named {name!r}", type="NotFoundError", non_retryable=True
-        )
-
-    async with worker(client, tq, load):
+    error = ApplicationError(
+        "no workflow named 'nothing'", type="NotFoundError", non_retryable=True
+    )
+    async with worker(client, tq, starter(error=error)):
         with pytest.raises(WorkflowFailureError) as failed:
             await client.execute_workflow(
                 "nothing", {}, id=f"sdk-{uuid.uuid4().hex}", task_queue=tq
