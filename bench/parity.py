@@ -662,8 +662,8 @@ async def main_async(args: argparse.Namespace) -> str:
         "temporalio": temporalio.__version__,
         "server preset": f"{args.server_preset}: {' '.join(SERVER_PRESETS[args.server_preset])}",
         "workers": "one process per variant: b bench.baseline; c and c' python -m worker's "
-        "main(); c-la the same with the workflow before si:start (bench/variants.py); 200 concurrent activities "
-        "and workflow tasks each",
+        "main(); c-la the same with the workflow before si:start (bench/variants.py); "
+        "200 concurrent activities and workflow tasks each",
         "rounds": args.rounds,
         "sequential per round": args.sequential,
         "bytecode cache": "no (PYTHONDONTWRITEBYTECODE)"
