@@ -111,8 +111,9 @@ def started_by_this_service(events: Sequence[HistoryEvent], *, task_queue: str) 
 
     Ours: started on this service's task queue, and marked as a stored-workflow or
     one-action execution, by the gateway at start (ExecutionMemo; SiWorkflowId) or, for
-    a stored workflow started by name with an SDK, by the workflow once it loaded its
-    definition (SiWorkflowId and the memo, upserted). Reads keys only, decodes nothing.
+    a stored workflow started by name with an SDK, by its first command (the `si:start`
+    activity) and then the SiWorkflowId it upserts (before `si:start`: SiWorkflowId and
+    the memo, upserted once the definition loaded). Reads keys only, decodes nothing.
     """
     if not events:
         return False
@@ -127,7 +128,11 @@ def started_by_this_service(events: Sequence[HistoryEvent], *, task_queue: str) 
     if WORKFLOW_ID_KEY.name in started.search_attributes.indexed_fields:
         return True
     for event in events:
-        if event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == START_ACTIVITY:
+                return True
+        elif event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
             upserted = event.upsert_workflow_search_attributes_event_attributes
             if WORKFLOW_ID_KEY.name in upserted.search_attributes.indexed_fields:
                 return True

@@ -180,11 +180,13 @@ class StoredWorkflow:
                 start_to_close_timeout=START_TIMEOUT,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=LOAD_DEFINITION_RETRY,
-                summary="pin the definition, then the first attempt of its first step",
             )
         except StepError as error:
             raise self._not_runnable(name, error) from error
-        self._record(outcome.definition)
+        # The search attributes only: the gateway reads a by-name execution's workflow
+        # id, version and name from them and its type, so no memo upsert (one event and
+        # one visibility write fewer per start).
+        self._record(outcome.definition, memo=False)
         return outcome.definition, outcome.first
 
     async def _after_first_attempt(
@@ -237,8 +239,8 @@ class StoredWorkflow:
         return definition
 
     @staticmethod
-    def _record(definition: PinnedDefinition) -> None:
-        """The search attributes and memo a gateway start sets, for a start by name."""
+    def _record(definition: PinnedDefinition, *, memo: bool = True) -> None:
+        """The search attributes (and memo) a gateway start sets, for a start by name."""
         if definition.workflow_id is not None and definition.version is not None:
             workflow.upsert_search_attributes(
                 [
@@ -246,6 +248,8 @@ class StoredWorkflow:
                     WORKFLOW_VERSION_KEY.value_set(definition.version),
                 ]
             )
+            if not memo:
+                return
             workflow.upsert_memo(
                 ExecutionMemo(
                     kind=definition.kind,

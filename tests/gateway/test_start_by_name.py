@@ -17,6 +17,7 @@ import pytest
 from temporalio.client import Client
 
 from tests.support.builders import action, chain, create_workflow, register, service
+from tests.support.polling import eventually
 
 FAST = {
     "initial_interval": 0.1,
@@ -113,3 +114,36 @@ async def test_a_429_first_attempt_waits_the_retry_after_it_asks(api, services, 
     assert record["steps"][0]["attempts"] == 2
     assert time.monotonic() - started >= 0.9
     assert len(services.calls[token]) == 2
+
+
+async def test_it_reads_back_while_its_first_step_runs_inside_si_start(
+    api, services, stack, unique
+):
+    token = services.token()
+    name = await _workflow(api, services, unique, "hang", token)
+    client = await Client.connect(stack.temporal_address)
+    execution_id = f"sdk-{uuid.uuid4()}"
+    handle = await client.start_workflow(name, {}, id=execution_id, task_queue=stack.task_queue)
+    try:
+        await eventually(lambda: _called(services, token), what="the first step's call")
+        running = await api.get(f"/executions/{execution_id}")
+        assert running.status_code == 200, running.text  # ours, though nothing is upserted yet
+        assert running.json()["status"] == "RUNNING"
+    finally:
+        services.release(token)
+    await handle.result()
+    record = (await api.get(f"/executions/{execution_id}")).json()
+    assert record["status"] == "COMPLETED"
+    assert record["workflow_name"] == name
+    listed = await api.get(f"/workflows/{record['workflow_id']}/executions")
+    assert listed.status_code == 200, listed.text
+    (summary,) = listed.json()["items"]  # found by the upserted SiWorkflowId, no memo
+    assert (summary["execution_id"], summary["workflow_name"], summary["workflow_version"]) == (
+        execution_id,
+        name,
+        1,
+    )
+
+
+async def _called(services: Any, token: str) -> bool:
+    return bool(services.calls.get(token))
