@@ -18,15 +18,22 @@ The stamp is read *before* the pin it will validate, so a change racing a pin ca
 make the cached definition newer than its stamp (the next load pins again), never
 older. The cached result is kept as the payload the SDK would have made of it
 (`RawValue`), so a hit also skips serializing the definition.
+
+On a SQLite registry even the stamp query is skipped while nothing at all was committed
+to the database: SQLite's `PRAGMA data_version`, read on a connection of the loader's
+own, changes whenever any other connection (of any process) commits. It is read before
+the stamp query it stands for, so a commit racing that query makes the next load query
+again. On PostgreSQL every load reads the stamp.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Executable, bindparam, literal, select, union_all
+from sqlalchemy import Executable, bindparam, literal, make_url, select, union_all
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -56,6 +63,38 @@ class _Cached:
     """The model `result` is the payload of (what `si:start` runs the first step of)."""
     statement: Executable | None = None
     """The stamp query for `services`, built once."""
+    data_version: int | None = None
+    """SQLite's data_version when `stamp` was last found current (None: not known)."""
+
+
+class _SQLiteCommits:
+    """Whether anything was committed to a SQLite database since a given moment.
+
+    `PRAGMA data_version` on a connection of its own (opened once, only ever read):
+    it changes when any other connection commits. Reading it touches no table, and is
+    done on the event loop (microseconds, no thread hop)."""
+
+    def __init__(self, path: str) -> None:
+        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+
+    def version(self) -> int | None:
+        try:
+            row = self._connection.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            return None  # then the stamp is read, as on PostgreSQL
+        return int(row[0]) if row else None
+
+    @classmethod
+    def for_engine(cls, engine: object) -> _SQLiteCommits | None:
+        if not isinstance(engine, AsyncEngine):
+            return None
+        url = make_url(str(engine.url))
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        try:
+            return cls(str(url.database))
+        except sqlite3.Error:
+            return None
 
 
 def _stamp_statement(services: tuple[str, ...]) -> Executable:
@@ -121,6 +160,9 @@ class DefinitionActivities:
         self._signing_key = signing_key
         self._cache_size = cache_size
         self._cache: OrderedDict[tuple[str, int | None], _Cached] = OrderedDict()
+        self._commits = _SQLiteCommits.for_engine(sessions.kw.get("bind"))
+        self.stamp_reads = 0
+        """Stamp queries made (tests/gateway/test_definition_cache.py counts them)."""
 
     @activity.defn(name=LOAD_DEFINITION_ACTIVITY)
     async def load_definition(self, name: str, version: int | None = None) -> RawValue:
@@ -148,6 +190,7 @@ class DefinitionActivities:
             ) from exc
 
     async def _stamp(self, name: str, cached: _Cached) -> Stamp:
+        self.stamp_reads += 1
         engine = self._sessions.kw.get("bind")
         if isinstance(engine, AsyncEngine):
             # A plain connection: the stamp needs no ORM session, and a hit is then all
@@ -161,6 +204,11 @@ class DefinitionActivities:
         key = (name, version)
         cached = self._cache.get(key) if self._cache_size > 0 else None
         stamp: Stamp | None = None
+        data_version = self._commits.version() if self._commits is not None else None
+        if cached is not None and cached.result is not None and cached.definition is not None:
+            if data_version is not None and data_version == cached.data_version:
+                self._cache.move_to_end(key)  # nothing committed since its stamp was current
+                return cached.definition, cached.result
         if cached is not None:
             # Read before the pin below, so a change racing it invalidates what it pins.
             stamp = await self._stamp(name, cached)
@@ -169,6 +217,7 @@ class DefinitionActivities:
                 and cached.result is not None
                 and cached.definition is not None
             ):
+                self._cache[key] = replace(cached, data_version=data_version)
                 self._cache.move_to_end(key)
                 return cached.definition, cached.result
         async with self._sessions() as session:
@@ -194,6 +243,7 @@ class DefinitionActivities:
                 statement=cached.statement
                 if cached is not None and known
                 else _stamp_statement(services),
+                data_version=data_version if known else None,
             )
             self._cache.move_to_end(key)
             while len(self._cache) > self._cache_size:

@@ -138,3 +138,52 @@ async def test_a_cached_load_reads_the_stamp_only_and_a_change_pins_again(
         assert (loaded.workflow_id, loaded.steps[0].id) == (again["id"], "fresh")
     finally:
         await engine.dispose()
+
+
+async def test_on_sqlite_a_load_reads_nothing_while_nothing_was_committed(
+    api, services, stack, unique
+):
+    """SQLite's data_version stands for the stamp query while no connection committed;
+    any commit, related or not, makes the next load read the stamp (and only a change of
+    what the definition depends on pins again). PostgreSQL reads the stamp every time."""
+    svc = await register(
+        api, service(f"echo-{unique}", services.endpoint("echo", "a"), [action("run")])
+    )
+    name = f"quiet-{unique}"
+    await create_workflow(api, name, chain(("only", svc["name"], "run")))
+    converter = data_converter().payload_converter
+    environment = ActivityEnvironment()
+    environment.payload_converter = converter
+    engine = create_engine(stack.database_url)
+    loader = DefinitionActivities(session_factory(engine))
+    sqlite = stack.database_url.startswith("sqlite")
+
+    async def load() -> PinnedDefinition:
+        raw = await environment.run(loader.load_definition, name)
+        loaded = converter.from_payload(raw.payload, PinnedDefinition)
+        assert isinstance(loaded, PinnedDefinition)
+        return loaded
+
+    try:
+        await load()  # pins, learns the services
+        await load()  # stamps them, pins again: now current
+        assert loader.stamp_reads == 1
+        for _ in range(3):
+            await load()
+        assert loader.stamp_reads == (1 if sqlite else 4)
+
+        # An unrelated commit: the stamp is read again, and still current.
+        await register(
+            api, service(f"other-{unique}", services.endpoint("echo", "b"), [action("run")])
+        )
+        assert (await load()).steps[0].endpoint == services.endpoint("echo", "a")
+        assert loader.stamp_reads == (2 if sqlite else 5)
+        await load()
+        assert loader.stamp_reads == (2 if sqlite else 6)
+
+        # A change it depends on: read, and pinned anew.
+        await api.patch(f"/services/{svc['id']}", json={"endpoint": services.endpoint("echo", "c")})
+        assert (await load()).steps[0].endpoint == services.endpoint("echo", "c")
+        assert (await load()).steps[0].endpoint == services.endpoint("echo", "c")
+    finally:
+        await engine.dispose()
