@@ -273,6 +273,7 @@ class ExecutionService:
         self,
         *,
         workflow_id: str,
+        name: str | None = None,
         status: ExecutionStatus | None,
         page: int,
         per_page: int,
@@ -289,7 +290,17 @@ class ExecutionService:
             ValueError: page * per_page is over MAX_LIST_OFFSET.
             InvalidPageTokenError: page_token is not one this service handed out.
         """
-        query = f'{WORKFLOW_ID_KEY.name} = "{workflow_id}" AND TaskQueue = "{self._task_queue}"'
+        query = f'{WORKFLOW_ID_KEY.name} = "{workflow_id}"'
+        if name is not None:
+            # Started by name with an SDK and not closed yet: its search attributes are
+            # upserted with its last command (workflows/dynamic.py), so until then it is
+            # found by its workflow type, the stored workflow's name (a stored workflow
+            # name needs no quoting: definitions/names.py).
+            query = (
+                f'({query} OR (WorkflowType = "{name}" '
+                f"AND {WORKFLOW_ID_KEY.name} IS NULL))"
+            )
+        query += f' AND TaskQueue = "{self._task_queue}"'
         if status is not None:
             query += f' AND ExecutionStatus = "{_VISIBILITY_STATUS[status]}"'
         if page_token is not None:

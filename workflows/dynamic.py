@@ -101,22 +101,42 @@ class StoredWorkflow:
 
     Arguments: the workflow input (a JSON object), then optionally the execution
     options (`definition`, `context`). Without a definition, as when a program starts
-    the workflow by name with the Temporal SDK, it loads the latest ACTIVE definition
-    of that name through a local activity, so it is recorded in history all the same.
+    the workflow by name with the Temporal SDK, it begins with the `si:start` activity,
+    which pins the latest ACTIVE definition of that name (recorded in history as its
+    result) and makes the first attempt of a chain's entry step.
     """
 
     @workflow.run
-    async def run(self, args: Sequence[RawValue]) -> dict[str, Any]:
+    async def run(self, args: Sequence[RawValue]) -> Any:
         data, options = _start_arguments(args)
         context = dict(options.context)
         request_id = str(context.get("request_id") or workflow.uuid4())
-        first: FirstAttempt | None = None
         if options.definition is not None:
-            definition = options.definition
-        elif self._starts_with_activity():
-            definition, first = await self._start(data, options, context, request_id)
-        else:
+            return await self._follow(options.definition, options, data, context, request_id)
+        if not self._starts_with_activity():
             definition = await self._load_definition(options.version)
+            return await self._follow(definition, options, data, context, request_id)
+        definition, first = await self._start(data, options, context, request_id)
+        try:
+            return await self._follow(definition, options, data, context, request_id, first)
+        finally:
+            # The search attributes a gateway start sets, upserted with the last command
+            # (completion, failure, continue-as-new, cancellation): in the last workflow
+            # task they cost no visibility write of their own, where an upsert mid-run
+            # costs one. Until then the gateway knows the execution as ours by si:start
+            # and lists it by its workflow type (executions/service.py).
+            self._record(definition, memo=False)
+
+    async def _follow(
+        self,
+        definition: PinnedDefinition,
+        options: ExecutionOptions,
+        data: dict[str, Any],
+        context: dict[str, Any],
+        request_id: str,
+        first: FirstAttempt | None = None,
+    ) -> Any:
+        """Run the definition: a flow, or the seed's chain."""
         signatures = {**definition.signatures, **options.signatures}
         if definition.flow is not None:
             # The workflow language (workflows/interpreter.py); the seed's chains take the
@@ -183,10 +203,6 @@ class StoredWorkflow:
             )
         except StepError as error:
             raise self._not_runnable(name, error) from error
-        # The search attributes only: the gateway reads a by-name execution's workflow
-        # id, version and name from them and its type, so no memo upsert (one event and
-        # one visibility write fewer per start).
-        self._record(outcome.definition, memo=False)
         return outcome.definition, outcome.first
 
     async def _after_first_attempt(
@@ -240,7 +256,9 @@ class StoredWorkflow:
 
     @staticmethod
     def _record(definition: PinnedDefinition, *, memo: bool = True) -> None:
-        """The search attributes (and memo) a gateway start sets, for a start by name."""
+        """The search attributes (and memo) a gateway start sets, for a start by name.
+        Since si:start, no memo: the gateway reads a by-name execution's workflow id,
+        version and name from the search attributes and its type."""
         if definition.workflow_id is not None and definition.version is not None:
             workflow.upsert_search_attributes(
                 [

@@ -339,10 +339,11 @@ async def list_workflow_executions(
                 }
             ]
         )
-    await workflows.get_row(session, workflow_id)
+    row = await workflows.get_row(session, workflow_id)
     await session.close()
     return await executions.list(
         workflow_id=workflow_id,
+        name=row.name,
         status=status,
         page=paging.page,
         per_page=paging.per_page,

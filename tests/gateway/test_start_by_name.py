@@ -31,7 +31,12 @@ async def _workflow(api, services, unique, behaviour, token, name="run", **field
     svc = f"{behaviour}-{unique}"
     await register(api, service(svc, services.endpoint(behaviour, token), [action(name, **fields)]))
     workflow = await create_workflow(api, f"by-name-{unique}", chain(("only", svc, name)))
+    _ids[str(workflow["name"])] = str(workflow["id"])
     return str(workflow["name"])
+
+
+_ids: dict[str, str] = {}
+"""Stored workflow ids by name, of the workflows the tests here created."""
 
 
 async def _by_name(api: httpx.AsyncClient, stack: Any, name: str) -> dict[str, Any]:
@@ -121,6 +126,7 @@ async def test_it_reads_back_while_its_first_step_runs_inside_si_start(
 ):
     token = services.token()
     name = await _workflow(api, services, unique, "hang", token)
+    workflow_id = _ids[name]
     client = await Client.connect(stack.temporal_address)
     execution_id = f"sdk-{uuid.uuid4()}"
     handle = await client.start_workflow(name, {}, id=execution_id, task_queue=stack.task_queue)
@@ -129,13 +135,22 @@ async def test_it_reads_back_while_its_first_step_runs_inside_si_start(
         running = await api.get(f"/executions/{execution_id}")
         assert running.status_code == 200, running.text  # ours, though nothing is upserted yet
         assert running.json()["status"] == "RUNNING"
+        listed = await api.get(f"/workflows/{workflow_id}/executions", params={"status": "RUNNING"})
+        assert listed.status_code == 200, listed.text
+        (summary,) = listed.json()["items"]  # found by its type until it upserts
+        assert (summary["execution_id"], summary["workflow_id"], summary["status"]) == (
+            execution_id,
+            workflow_id,
+            "RUNNING",
+        )
     finally:
         services.release(token)
     await handle.result()
     record = (await api.get(f"/executions/{execution_id}")).json()
     assert record["status"] == "COMPLETED"
     assert record["workflow_name"] == name
-    listed = await api.get(f"/workflows/{record['workflow_id']}/executions")
+    assert record["workflow_id"] == workflow_id
+    listed = await api.get(f"/workflows/{workflow_id}/executions")
     assert listed.status_code == 200, listed.text
     (summary,) = listed.json()["items"]  # found by the upserted SiWorkflowId, no memo
     assert (summary["execution_id"], summary["workflow_name"], summary["workflow_version"]) == (
