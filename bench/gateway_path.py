@@ -14,13 +14,18 @@ import time
 import uuid
 from typing import Any
 
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client
 
 from bench.stack import TASK_QUEUE, Stack
+from executions.history import build_record
 from executions.models import ExecuteRequest
 from executions.service import ExecutionService
 
 STEPS = ("pin (registry)", "start", "wait (ExecutionService.wait)", "record (ExecutionService.get)")
+PARTS = ("of a record: the history read (one RPC)", "of a record: its build from the events")
+"""The record step split, timed again on the same closed execution (not in the sum)."""
 
 
 async def measure(stack: Stack, client: Client, *, name: str, rounds: int) -> dict[str, float]:
@@ -32,7 +37,7 @@ async def measure(stack: Stack, client: Client, *, name: str, rounds: int) -> di
     sessions = session_factory(engine)
     service = ExecutionService(client, task_queue=TASK_QUEUE)
     workflow_id = stack.workflow_ids[name]
-    samples: dict[str, list[float]] = {step: [] for step in STEPS}
+    samples: dict[str, list[float]] = {step: [] for step in (*STEPS, *PARTS)}
     try:
         for index in range(rounds + 3):
             marks = [time.perf_counter()]
@@ -52,9 +57,21 @@ async def measure(stack: Stack, client: Client, *, name: str, rounds: int) -> di
             marks.append(time.perf_counter())
             await service.get(execution_id)
             marks.append(time.perf_counter())
+            request = GetWorkflowExecutionHistoryRequest(
+                namespace=client.namespace, execution=WorkflowExecution(workflow_id=execution_id)
+            )
+            parts = [time.perf_counter()]
+            answer = await client.workflow_service.get_workflow_execution_history(request)
+            parts.append(time.perf_counter())
+            await build_record(
+                execution_id, list(answer.history.events), None, converter=client.data_converter
+            )
+            parts.append(time.perf_counter())
             if index >= 3:
                 for step, start, end in zip(STEPS, marks, marks[1:], strict=False):
                     samples[step].append((end - start) * 1000)
+                for part, start, end in zip(PARTS, parts, parts[1:], strict=False):
+                    samples[part].append((end - start) * 1000)
     finally:
         await engine.dispose()
     medians: dict[str, Any] = {step: statistics.median(values) for step, values in samples.items()}

@@ -8,6 +8,7 @@ start, though the worker served the starts before it from its cache.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -27,6 +28,24 @@ async def _by_name(client: Client, stack: Any, name: str, data: dict[str, Any]) 
     execution_id = f"cache-{uuid.uuid4()}"
     result = await client.execute_workflow(name, data, id=execution_id, task_queue=stack.task_queue)
     return result, execution_id
+
+
+def _loading(
+    loader: DefinitionActivities, name: str, *version: int
+) -> Callable[[], Awaitable[PinnedDefinition]]:
+    """Runs the loader's activity for `name` (at `version`) as a worker would, decoding
+    what it answers."""
+    converter = data_converter().payload_converter
+    environment = ActivityEnvironment()
+    environment.payload_converter = converter
+
+    async def load() -> PinnedDefinition:
+        raw = await environment.run(loader.load_definition, name, *version)
+        loaded = converter.from_payload(raw.payload, PinnedDefinition)
+        assert isinstance(loaded, PinnedDefinition)
+        return loaded
+
+    return load
 
 
 async def test_the_next_start_by_name_runs_the_changed_definition(api, services, stack, unique):
@@ -92,17 +111,9 @@ async def test_a_cached_load_reads_the_stamp_only_and_a_change_pins_again(
         return await pin_by_name(session, wanted)
 
     monkeypatch.setattr(workflows, "pin_by_name", counted)
-    converter = data_converter().payload_converter
-    environment = ActivityEnvironment()
-    environment.payload_converter = converter
     engine = create_engine(stack.database_url)
     loader = DefinitionActivities(session_factory(engine))
-
-    async def load() -> PinnedDefinition:
-        raw = await environment.run(loader.load_definition, name)
-        loaded = converter.from_payload(raw.payload, PinnedDefinition)
-        assert isinstance(loaded, PinnedDefinition)
-        return loaded
+    load = _loading(loader, name)
 
     try:
         for _ in range(5):
@@ -125,8 +136,7 @@ async def test_a_cached_load_reads_the_stamp_only_and_a_change_pins_again(
         assert len(pins) == 4
 
         # A `workflow` step may ask for a version: the loader takes it, cached apart.
-        raw = await environment.run(loader.load_definition, name, 1)
-        first = converter.from_payload(raw.payload, PinnedDefinition)
+        first = await _loading(loader, name, 1)()
         assert (first.version, first.steps[0].id) == (1, "only")
         assert first.steps[0].endpoint == services.endpoint("echo", "b")
         assert (await load()).version == 2
@@ -151,18 +161,10 @@ async def test_on_sqlite_a_load_reads_nothing_while_nothing_was_committed(
     )
     name = f"quiet-{unique}"
     await create_workflow(api, name, chain(("only", svc["name"], "run")))
-    converter = data_converter().payload_converter
-    environment = ActivityEnvironment()
-    environment.payload_converter = converter
     engine = create_engine(stack.database_url)
     loader = DefinitionActivities(session_factory(engine))
+    load = _loading(loader, name)
     sqlite = stack.database_url.startswith("sqlite")
-
-    async def load() -> PinnedDefinition:
-        raw = await environment.run(loader.load_definition, name)
-        loaded = converter.from_payload(raw.payload, PinnedDefinition)
-        assert isinstance(loaded, PinnedDefinition)
-        return loaded
 
     try:
         await load()  # pins, learns the services
