@@ -17,7 +17,7 @@ and the low-latency mode: the same workflow with actions registered `"mode": "lo
 (c'-local, d-local), its hand-written twin (b-local), and the workflow stored with
 `"mode": "low_latency"`, started eagerly by a process that runs a worker: the bench
 process (c'-lowlat-eager) and a gateway with GATEWAY_EMBEDDED_WORKER (d-lowlat). Also
-c-localload, a proposed change of workflows/dynamic.py (bench/variants.py). Then the
+c-localload, the workflow before the start-activity patch (bench/variants.py). Then the
 sandbox's first-activation cost (bench/sandbox.py) and the investigation of
 dev-server settings and worker options (bench/investigate.py).
 
@@ -73,9 +73,9 @@ DESCRIPTIONS = {
     "a": "direct: 3 sequential HTTP calls (httpx, as the activities call)",
     "a-raw": "direct: 3 sequential HTTP calls (minimal client)",
     "b": "hand-written workflow, 3 activities",
-    "c": "ours, SDK by name (+ load-definition local activity)",
+    "c": "ours, SDK by name (si:start: pin + first attempt)",
     "c'": "ours, SDK with pinned definition (gateway's start)",
-    "c-localload": "ours, SDK by name, definition loaded by a local activity (bench/variants.py)",
+    "c-localload": "ours, SDK by name, the pre-patch local-activity load (bench/variants.py)",
     "d": "ours, POST /execute (waits)",
     "e": "ours, POST /executions + poll GET",
     "b-local": "hand-written, 3 local activities",
