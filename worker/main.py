@@ -43,6 +43,7 @@ PASSTHROUGH_MODULES = (
     # Workflow code, deterministic by review and by the replay gate: shared rather than
     # re-imported (and, without .pyc files, recompiled) for every workflow run.
     "workflows.interpreter",
+    "workflows.stored",
     "workflows.tasks",
     "core.temporal",
     "pydantic",
