@@ -150,14 +150,16 @@ async def test_it_reads_back_while_its_first_step_runs_inside_si_start(
     assert record["status"] == "COMPLETED"
     assert record["workflow_name"] == name
     assert record["workflow_id"] == workflow_id
-    listed = await api.get(f"/workflows/{workflow_id}/executions")
-    assert listed.status_code == 200, listed.text
-    (summary,) = listed.json()["items"]  # found by the upserted SiWorkflowId, no memo
-    assert (summary["execution_id"], summary["workflow_name"], summary["workflow_version"]) == (
-        execution_id,
-        name,
-        1,
-    )
+
+    async def listed_with_its_version() -> bool:
+        # Visibility takes in the upsert made with the last command after the close.
+        listed = await api.get(f"/workflows/{workflow_id}/executions")
+        assert listed.status_code == 200, listed.text
+        (summary,) = listed.json()["items"]  # by SiWorkflowId once upserted, no memo
+        assert (summary["execution_id"], summary["workflow_name"]) == (execution_id, name)
+        return bool(summary["workflow_version"] == 1)
+
+    await eventually(listed_with_its_version, what="the listing of the closed execution")
 
 
 async def _called(services: Any, token: str) -> bool:
