@@ -10,6 +10,8 @@ import signal
 import time
 
 import httpx
+import pytest
+from temporalio.client import Client
 
 from tests.support.builders import action, chain, create_workflow, register, service
 from tests.support.polling import eventually
@@ -71,9 +73,12 @@ async def _all_closed(api: httpx.AsyncClient, ids: list[str], *, timeout: float)
     return statuses
 
 
+@pytest.mark.parametrize("start", ["gateway", "by-name"])
 async def test_worker_killed_mid_step_is_redelivered_with_the_same_idempotency_key(
-    fault_stack: Stack, services, unique
+    fault_stack: Stack, services, unique, start
 ):
+    """Started by name, the step killed is the first attempt inside `si:start`: the
+    activity is retried as a whole, and the step gets its second call all the same."""
     async with httpx.AsyncClient(base_url=fault_stack.url, timeout=30) as api:
         token = services.token()
         svc = f"hang-{unique}"
@@ -81,8 +86,17 @@ async def test_worker_killed_mid_step_is_redelivered_with_the_same_idempotency_k
             api, service(svc, services.endpoint("hang", token), [action("run", timeout=60)])
         )
         workflow = await create_workflow(api, f"wf-{unique}", chain(("only", svc, "run")))
-        started = await api.post(f"/workflows/{workflow['id']}/executions", json={"input_data": {}})
-        execution_id = started.json()["execution_id"]
+        if start == "gateway":
+            started = await api.post(
+                f"/workflows/{workflow['id']}/executions", json={"input_data": {}}
+            )
+            execution_id = started.json()["execution_id"]
+        else:
+            client = await Client.connect(fault_stack.temporal_address)
+            execution_id = f"sdk-{unique}"
+            await client.start_workflow(
+                workflow["name"], {}, id=execution_id, task_queue=fault_stack.task_queue
+            )
 
         async def calls(n: int):
             async def check() -> bool:
