@@ -47,6 +47,16 @@ from worker.main import workflow_options
 
 FAST = {"initial_interval": 0.05, "maximum_interval": 0.1, "maximum_attempts": 3}
 
+EXTRACT_THEN_ANALYZE: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("extract", "text.extract", {}),
+    (
+        "analyze",
+        "mood.analyze",
+        {"input_schema": {"type": "object", "properties": {"text": {"type": "string"}}}},
+    ),
+)
+"""Two steps; the second declares `text`, so it gets only that of the data."""
+
 
 @pytest.fixture
 async def client(temporal: DevServer) -> AsyncIterator[Client]:
@@ -118,14 +128,7 @@ def application_cause(error: WorkflowFailureError) -> ApplicationError:
 async def test_chain_passes_declared_properties_and_returns_the_last_output(client) -> None:
     stand_ins = StandIns()
     tq = queue()
-    definition = pinned(
-        ("extract", "text.extract", {}),
-        (
-            "analyze",
-            "mood.analyze",
-            {"input_schema": {"type": "object", "properties": {"text": {"type": "string"}}}},
-        ),
-    )
+    definition = pinned(*EXTRACT_THEN_ANALYZE)
     async with worker(
         client,
         tq,
@@ -326,15 +329,7 @@ async def test_started_by_name_pins_with_si_start_and_tags_the_execution(client)
 async def test_the_first_attempt_made_by_si_start_is_not_repeated(client) -> None:
     stand_ins = StandIns()
     tq = queue()
-    definition = pinned(
-        ("extract", "text.extract", {}),
-        (
-            "analyze",
-            "mood.analyze",
-            {"input_schema": {"type": "object", "properties": {"text": {"type": "string"}}}},
-        ),
-        name="two",
-    )
+    definition = pinned(*EXTRACT_THEN_ANALYZE, name="two")
     async with worker(
         client,
         tq,
