@@ -68,6 +68,8 @@ VARIANTS = {
     "c": "ours, SDK by name (definition cache)",
     "c-la": "ours, SDK by name, local-activity load (before si:start)",
     "c'": "ours, SDK with pinned definition (gateway's start)",
+    "c-lowlat": "ours, SDK by name, the workflow stored with mode low_latency",
+    "c-la-lowlat": "ours, SDK by name, mode low_latency, before si:start",
 }
 OWNER = {
     "b": "baseline worker",
@@ -75,6 +77,8 @@ OWNER = {
     "c": "worker",
     "c'": "worker",
     "c-la": "variant worker",
+    "c-lowlat": "worker",
+    "c-la-lowlat": "variant worker",
 }
 
 
@@ -159,7 +163,7 @@ def start_stack(
         stack.gateway.stop()  # registered: it would only add noise
         stack.gateway = None
         profiled = profile[1] if profile else None
-        if {"c", "c'"} & set(variants):
+        if {"c", "c'", "c-lowlat"} & set(variants):
             stack.worker = spawn(
                 "worker",
                 _worker_command(
@@ -170,7 +174,7 @@ def start_stack(
                 log=workdir / "worker.log",
                 ready_line="worker polling task queue",
             )
-        if "c-la" in variants:
+        if {"c-la", "c-la-lowlat"} & set(variants):
             stack.variant_worker = spawn(
                 "variant worker",
                 _worker_command(
@@ -258,12 +262,10 @@ class Calls:
 
             return run
 
-        def by_name(task_queue: str) -> Call:
+        def by_name(task_queue: str, name: str = "bench-doc") -> Call:
             async def run() -> None:
                 workflow_id = f"parity-{uuid.uuid4().hex}"
-                await self.ours.execute_workflow(
-                    "bench-doc", INPUT, id=workflow_id, task_queue=task_queue
-                )
+                await self.ours.execute_workflow(name, INPUT, id=workflow_id, task_queue=task_queue)
                 self._keep(variant, workflow_id)
 
             return run
@@ -281,6 +283,8 @@ class Calls:
             "b-la": hand_written("DocumentPipelineRecorded"),
             "c": by_name(TASK_QUEUE),
             "c-la": by_name(VARIANT_TASK_QUEUE),
+            "c-lowlat": by_name(TASK_QUEUE, "bench-doc-lowlat"),
+            "c-la-lowlat": by_name(VARIANT_TASK_QUEUE, "bench-doc-lowlat"),
             "c'": pinned,
         }[variant]
 
