@@ -13,7 +13,7 @@ result, a StartOutcome, records both in history.
 
 A failed first attempt is part of the result, not the activity's failure: the workflow
 then retries the step as its own `<service>.<action>` activity, after the delay and with
-the attempts the action's retry policy has left (workflows/dynamic.py), so the service
+the attempts the action's retry policy has left (workflows/stored.py), so the service
 sees no more calls than the policy allows. A failure to pin (no runnable workflow of
 that name: non-retryable; database down: retried) fails the activity, as the local
 activity did.

@@ -2,7 +2,7 @@
 
     python -m bench.visibility_cost [--executions 300] [--rounds 4]
 
-A start by name (workflows/dynamic.py) calls `workflow.patched("start-activity")`, which
+A start by name (workflows/stored.py) calls `workflow.patched("start-activity")`, which
 makes the SDK upsert the `TemporalChangeVersion` search attribute, and upserts
 SiWorkflowId/SiWorkflowVersion itself. This measures, on its own dev server (the
 recommended preset), the server's CPU per execution of a 2-activity workflow and of

@@ -1,7 +1,7 @@
 """Definition models shared by the gateway, the registry, the worker and the workflow.
 
 This package imports nothing but pydantic and the standard library, so the workflow
-sandbox can pass it through cheaply (see workflows/dynamic.py).
+sandbox can pass it through cheaply (see worker/main.py PASSTHROUGH_MODULES).
 """
 
 from definitions.models import (

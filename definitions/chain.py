@@ -1,6 +1,6 @@
 """The seed's chain: how data flows between its steps and what each step is called with.
 
-Pure functions, shared by the workflow (workflows/dynamic.py) and the `si:start`
+Pure functions, shared by the workflow (workflows/stored.py) and the `si:start`
 activity (activities/start.py), so the entry step run inside `si:start` gets exactly the
 call the workflow would have scheduled.
 """

@@ -228,6 +228,9 @@ class _Record:
         self._execution_id = execution_id
         self._description = description
         self._events = events
+        self._outcomes: dict[int, StartOutcome] = {}
+        """si:start results decoded, by completion event id (read for the definition and
+        again for the entry step's first attempt)."""
 
     async def build(self) -> ExecutionPublic:
         first, last = self._events[0], self._events[-1]
@@ -315,12 +318,16 @@ class _Record:
                 if completed.scheduled_event_id in scheduled:
                     return await self._definition(list(completed.result.payloads))
                 if completed.scheduled_event_id in starts:
-                    outcome = await self._start_outcome(list(completed.result.payloads))
-                    return outcome.definition
+                    return (await self._start_outcome(event)).definition
         return None
 
-    async def _start_outcome(self, payloads: Sequence[Any]) -> StartOutcome:
-        return (await self._converter.decode(list(payloads), [StartOutcome]))[0]
+    async def _start_outcome(self, completed: HistoryEvent) -> StartOutcome:
+        """The StartOutcome an ACTIVITY_TASK_COMPLETED of si:start holds."""
+        if completed.event_id not in self._outcomes:
+            payloads = list(completed.activity_task_completed_event_attributes.result.payloads)
+            decoded = await self._converter.decode(payloads, [StartOutcome])
+            self._outcomes[completed.event_id] = decoded[0]
+        return self._outcomes[completed.event_id]
 
     async def _definition(self, payloads: Sequence[Any]) -> PinnedDefinition:
         return (await self._converter.decode(list(payloads), [PinnedDefinition]))[0]
@@ -441,8 +448,7 @@ class _Record:
         retries it, or the execution failed with it), or not run there (PENDING)."""
         first = None
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            attributes = event.activity_task_completed_event_attributes
-            first = (await self._start_outcome(list(attributes.result.payloads))).first
+            first = (await self._start_outcome(event)).first
         if first is None:  # not run inside si:start, or si:start itself failed
             state.status, state.attempts, state.worker, state.started_at = "PENDING", 0, None, None
             return

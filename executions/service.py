@@ -293,13 +293,10 @@ class ExecutionService:
         query = f'{WORKFLOW_ID_KEY.name} = "{workflow_id}"'
         if name is not None:
             # Started by name with an SDK and not closed yet: its search attributes are
-            # upserted with its last command (workflows/dynamic.py), so until then it is
+            # upserted with its last command (workflows/stored.py), so until then it is
             # found by its workflow type, the stored workflow's name (a stored workflow
             # name needs no quoting: definitions/names.py).
-            query = (
-                f'({query} OR (WorkflowType = "{name}" '
-                f"AND {WORKFLOW_ID_KEY.name} IS NULL))"
-            )
+            query = f'({query} OR (WorkflowType = "{name}" AND {WORKFLOW_ID_KEY.name} IS NULL))'
         query += f' AND TaskQueue = "{self._task_queue}"'
         if status is not None:
             query += f' AND ExecutionStatus = "{_VISIBILITY_STATUS[status]}"'
