@@ -163,30 +163,25 @@ def start_stack(
         stack.gateway.stop()  # registered: it would only add noise
         stack.gateway = None
         profiled = profile[1] if profile else None
-        if {"c", "c'", "c-lowlat"} & set(variants):
-            stack.worker = spawn(
-                "worker",
+
+        def ours(name: str, profile_name: str, *extra: str, **more_env: str) -> Child:
+            return spawn(
+                name,
                 _worker_command(
                     "ours",
-                    profile=(profile[0], profiled / "c-worker") if profile and profiled else None,
+                    *extra,
+                    profile=(profile[0], profiled / profile_name) if profile and profiled else None,
                 ),
-                env=env,
-                log=workdir / "worker.log",
+                env={**env, **more_env},
+                log=workdir / f"{name.replace(' ', '-')}.log",
                 ready_line="worker polling task queue",
             )
+
+        if {"c", "c'", "c-lowlat"} & set(variants):
+            stack.worker = ours("worker", "c-worker")
         if {"c-la", "c-la-lowlat"} & set(variants):
-            stack.variant_worker = spawn(
-                "variant worker",
-                _worker_command(
-                    "ours",
-                    "--local-load",
-                    profile=(profile[0], profiled / "c-la-worker")
-                    if profile and profiled
-                    else None,
-                ),
-                env={**env, "TASK_QUEUE": VARIANT_TASK_QUEUE},
-                log=workdir / "variant-worker.log",
-                ready_line="worker polling task queue",
+            stack.variant_worker = ours(
+                "variant worker", "c-la-worker", "--local-load", TASK_QUEUE=VARIANT_TASK_QUEUE
             )
         if {"b", "b-la"} & set(variants):
             stack.baseline_worker = spawn(

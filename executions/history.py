@@ -411,15 +411,13 @@ class _Record:
                     state.attempts = started.attempt + made_before.get(state.id, 0)
                     state.worker = started.identity or None
                     state.started_at = _time(event)
-            elif kind in _ACTIVITY_CLOSING_EVENTS and (
-                getattr(event, _ACTIVITY_CLOSING_EVENTS[kind][0]).scheduled_event_id in starts
-            ):
-                await self._first_attempt(event, states[definition.entry], made_before)
             elif kind in _ACTIVITY_CLOSING_EVENTS:
                 field, closed_status = _ACTIVITY_CLOSING_EVENTS[kind]
                 attributes = getattr(event, field)
                 state = by_scheduled.get(attributes.scheduled_event_id)
-                if state is not None:
+                if attributes.scheduled_event_id in starts:
+                    await self._first_attempt(event, states[definition.entry], made_before)
+                elif state is not None:
                     state.status = closed_status
                     state.completed_at = _time(event)
                     failure = getattr(attributes, "failure", None)

@@ -39,7 +39,6 @@ log = logging.getLogger("worker")
 PASSTHROUGH_MODULES = (
     "definitions",
     "jsonata",
-    "workflows.dataflow",
     # Workflow code, deterministic by review and by the replay gate: shared rather than
     # re-imported (and, without .pyc files, recompiled) for every workflow run.
     "workflows.interpreter",

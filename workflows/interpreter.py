@@ -21,6 +21,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from definitions.chain import step_input
     from definitions.contract import INVALID_START, STEP_FAILED, StepFailure
     from definitions.expressions import Evaluator, ExpressionError
     from definitions.json_schema import violations
@@ -45,7 +46,6 @@ with workflow.unsafe.imports_passed_through():
         PinnedStep,
         StepCall,
     )
-    from workflows.dataflow import step_input
     from workflows.tasks import run_mock, run_task
 
 CONTINUE_AS_NEW_AFTER = 500

@@ -1,4 +1,4 @@
-from workflows.dataflow import step_input
+from definitions.chain import step_input
 
 
 def test_declared_properties_take_the_latest_value():
