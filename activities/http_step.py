@@ -33,7 +33,7 @@ from core.outbound import (
     resolve_checked,
 )
 from definitions.models import StepCall
-from definitions.signing import signature_matches
+from definitions.signing import definition_step_id, signature_matches
 
 RETRYABLE_STATUS = frozenset({408, 429})
 HEARTBEAT_EVERY = 1.0
@@ -256,7 +256,7 @@ class StepActivities:
         if not signature_matches(
             self._signing_key,
             call.signature,
-            step_id=call.step_id,
+            step_id=definition_step_id(call.step_id),
             service=call.service,
             action=call.spec.name,
             endpoint=call.endpoint,

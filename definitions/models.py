@@ -182,6 +182,12 @@ class ExecutionOptions(BaseModel):
         exclude_if=_empty,
         description="step id -> HMAC of the step, set by the gateway (definitions/signing.py)",
     )
+    definition_signature: str | None = Field(
+        default=None,
+        exclude_if=_empty,
+        description="HMAC of these options whole (definition, mocks, bindings), set by the "
+        "gateway and by workflow code for the runs it starts (definitions/signing.py)",
+    )
     version: int | None = Field(
         default=None,
         exclude_if=_empty,

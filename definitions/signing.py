@@ -8,7 +8,9 @@ step, and the worker refuses a step whose signature is missing or does not match
 
 The signature covers the step id, service, action, endpoint and the action spec as the
 models serialize them; it does not cover `next` (the chain's order), so a signed step
-can only ever call what was registered for it.
+can only ever call what was registered for it. A step that runs more than once (a map
+iteration, a loop) is checked against the id of the definition's step, not the
+activity id of that run (`definition_step_id`).
 """
 
 from __future__ import annotations
@@ -76,3 +78,46 @@ def definition_signatures(key: str, definition: Any) -> dict[str, str]:
         )
         for step in definition.steps
     }
+
+
+# ---------------------------------------------------------------- whole definitions
+#
+# A step's signature binds what it calls; it says nothing of the expressions, routes,
+# waits and children around it (a flow of `succeed` steps has no step to sign at all).
+# The gateway therefore also signs the execution options it starts with, whole: the
+# pinned definition (flow, entry, steps, expressions, input schema, version), the
+# mocks of a test run, and what a map batch or continue-as-new carries. The worker
+# checks it in workflow code before it runs anything (workflows/integrity.py).
+
+UNSIGNED_OPTION_FIELDS = frozenset({"signatures", "definition_signature"})
+"""Fields of the execution options a signature does not cover: the signatures."""
+
+
+def canonical_options(options: dict[str, Any]) -> bytes:
+    """The bytes an options signature covers: the options as JSON (as the data converter
+    sends them), without the signatures, keys sorted, no spaces."""
+    document = {k: v for k, v in options.items() if k not in UNSIGNED_OPTION_FIELDS}
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def options_signature(key: str, options: dict[str, Any]) -> str:
+    """The signature of execution options (as JSON) under `key`."""
+    digest = hmac.new(key.encode(), canonical_options(options), hashlib.sha256)
+    return SIGNATURE_PREFIX + digest.hexdigest()
+
+
+def options_signature_matches(key: str, signature: str | None, options: dict[str, Any]) -> bool:
+    """True if `signature` signs these options (as JSON) under `key` (constant time)."""
+    if not signature:
+        return False
+    return hmac.compare_digest(options_signature(key, options), signature)
+
+
+def definition_step_id(activity_id: str) -> str:
+    """The definition's step id of a task's activity id: `fan[3].fetch#2` -> `fetch`.
+
+    A step runs under an activity id that also names its map iteration (`fan[3].`) and
+    its run in a loop (`#2`); step ids hold neither `.`, `[` nor `#`
+    (definitions/names.py), so the id is what is left.
+    """
+    return activity_id.rsplit(".", 1)[-1].split("#", 1)[0]

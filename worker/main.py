@@ -31,6 +31,7 @@ from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
 from registry.db import open_database, session_factory
 from workflows.dynamic import StoredWorkflow
+from workflows.integrity import register_signing_key
 
 log = logging.getLogger("worker")
 
@@ -41,6 +42,7 @@ PASSTHROUGH_MODULES = (
     "jsonata",
     # Workflow code, deterministic by review and by the replay gate: shared rather than
     # re-imported (and, without .pyc files, recompiled) for every workflow run.
+    "workflows.integrity",
     "workflows.interpreter",
     "workflows.stored",
     "workflows.tasks",
@@ -118,6 +120,8 @@ def build_worker(
     definitions = DefinitionActivities(
         sessions, signing_key=getattr(settings, "definition_signing_key", "")
     )
+    # Workflow code checks the options it is handed under the same key.
+    register_signing_key(settings.task_queue, getattr(settings, "definition_signing_key", ""))
     return Worker(
         client,
         task_queue=settings.task_queue,

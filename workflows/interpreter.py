@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         PinnedStep,
         StepCall,
     )
+    from workflows.integrity import signed
     from workflows.tasks import run_mock, run_task
 
 CONTINUE_AS_NEW_AFTER = 500
@@ -305,7 +306,7 @@ class FlowRun:
                 "original_input": self.input,
             }
         )
-        workflow.continue_as_new(args=[self.data, options])
+        workflow.continue_as_new(args=[self.data, signed(options)])
 
     async def run_step(self, step: Any, scope: Scope, last: Any) -> tuple[Any, str | None]:
         if isinstance(step, TaskStep):
@@ -548,6 +549,7 @@ class FlowRun:
             options = ExecutionOptions(
                 contract=self.options.contract,
                 definition=definition,
+                mocks=self.options.mocks,
                 context=self.context,
                 signatures=self.signatures,
                 bindings={
@@ -560,7 +562,7 @@ class FlowRun:
             )
             results = await workflow.execute_child_workflow(
                 f"{self.definition.name}/{step.id}",
-                args=[{}, options],
+                args=[{}, signed(options)],
                 id=f"{info.workflow_id}/{step.id}/batch-{number}"
                 + (f"-r{self.executed}" if self.executed > 1 else ""),
                 task_queue=info.task_queue,

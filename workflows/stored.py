@@ -16,6 +16,7 @@ from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ApplicationError
 
+from workflows.integrity import verify_options
 from workflows.interpreter import FlowRun
 from workflows.tasks import HEARTBEAT_TIMEOUT, StepError, cause_of, run_task, step_failed
 
@@ -112,6 +113,7 @@ class StoredWorkflowBody:
         context = dict(options.context)
         request_id = str(context.get("request_id") or workflow.uuid4())
         if options.definition is not None:
+            verify_options(args[1], options)  # before any command (workflows/integrity.py)
             return await self._follow(options.definition, options, data, context, request_id)
         if not self._starts_with_activity():
             definition = await self._load_definition(options.version)

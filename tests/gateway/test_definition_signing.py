@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from definitions.contract import CONTRACT_VERSION, ExecutionMemo
-from definitions.models import ExecutionOptions
+from definitions.language import Flow
+from definitions.models import ExecutionOptions, PinnedDefinition
 from tests.support.builders import action, chain, create_workflow, register, service
 from tests.support.stack import Stack
 
@@ -101,5 +104,77 @@ async def test_a_definition_altered_on_the_way_fails_its_step_without_a_call(
         forged_record = (await api.get(f"/executions/{execution_id}")).json()
     assert forged_record["status"] == "FAILED", forged_record
     assert forged_record["error"]["error_type"] == error_type, forged_record["error"]
-    assert forged_record["error"]["attempts"] == 1
+    # Unsigned: refused by the workflow before any step; step-signed only (a chain from
+    # an older gateway): refused by the step's own check, in its one attempt.
+    assert forged_record["error"]["attempts"] == (None if signatures == "none" else 1)
     assert services.calls[elsewhere] == []
+
+
+async def _start_forged(client: Client, task_queue: str, options: ExecutionOptions) -> Any:
+    assert options.definition is not None
+    execution_id = f"forged-{uuid.uuid4()}"
+    handle = await client.start_workflow(
+        options.definition.name,
+        args=[{"a": 1}, options.model_dump(mode="json")],
+        id=execution_id,
+        task_queue=task_queue,
+    )
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    return failed.value.cause
+
+
+@sqlite_only
+async def test_an_unsigned_flow_without_task_steps_is_refused(signed, stack):
+    """A flow of one `succeed` step has no step to sign: the whole definition is signed,
+    and the worker refuses it unsigned before evaluating anything."""
+    _, task_queue = signed
+    client = await Client.connect(stack.temporal_address)
+    flow = Flow.model_validate(
+        {"steps": [{"id": "s", "type": "succeed", "output": "{% $pad('', 10, 'a') %}"}]}
+    )
+    definition = PinnedDefinition(name="x", entry="s", steps=[], flow=flow)
+    cause = await _start_forged(
+        client, task_queue, ExecutionOptions(contract=CONTRACT_VERSION, definition=definition)
+    )
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "DefinitionNotSigned", cause
+
+
+@sqlite_only
+async def test_a_flow_altered_after_signing_is_refused(signed, stack, services, unique):
+    """The gateway's signature covers the expressions: one changed on the way fails the
+    execution with DefinitionSignatureMismatch, before any command."""
+    url, task_queue = signed
+    async with httpx.AsyncClient(base_url=url, timeout=60) as api:
+        token = services.token()
+        name = f"signed-flow-{unique}"
+        await register(api, service(name, services.endpoint("echo", token), [action("run")]))
+        created = await api.post(
+            "/workflows",
+            json={
+                "name": f"wf-flow-{unique}",
+                "steps": [{"id": "only", "service": name, "action": "run", "input": {"a": 1}}],
+                "output": "{% $steps.only.output %}",
+            },
+        )
+        assert created.status_code == 201, created.text
+        answer = await api.post(f"/workflows/{created.json()['id']}/execute", json={})
+        assert answer.json()["status"] == "COMPLETED", answer.text
+        client = await Client.connect(stack.temporal_address)
+        history = await client.get_workflow_handle(answer.json()["execution_id"]).fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        options = ExecutionOptions.model_validate(
+            (await client.data_converter.decode(list(started.input.payloads)[1:2]))[0]
+        )
+    assert options.definition_signature, "the gateway signs the whole definition"
+    assert options.definition is not None and options.definition.flow is not None
+    altered_flow = options.definition.flow.model_copy(update={"output": "{% 'altered' %}"})
+    altered = options.model_copy(
+        update={"definition": options.definition.model_copy(update={"flow": altered_flow})}
+    )
+    calls_before = len(services.calls[token])
+    cause = await _start_forged(client, task_queue, altered)
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "DefinitionSignatureMismatch", cause
+    assert len(services.calls[token]) == calls_before

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,9 @@ import httpx
 import pytest
 
 from tests.support.builders import register, service
+from tests.support.stack import Stack
+
+SIGNING_KEY = "docs-examples-signing-key-shared-by-gateway-and-worker"
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "workflow-language.md"
 EXAMPLE = re.compile(r"<!-- run: (\{.*?\}) -->\s*```json\n(.*?)```", re.S)
@@ -49,9 +54,39 @@ def contains(actual: Any, expected: Any) -> bool:
     return bool(actual == expected)
 
 
+@pytest.fixture(scope="module")
+def signed_url(stack: Stack) -> Any:
+    """A gateway and a worker with DEFINITION_SIGNING_KEY (and ENCRYPTION_KEYS), on a task
+    queue of their own: the production settings."""
+    task_queue = f"docs-signed-{uuid.uuid4().hex[:8]}"
+    key = "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="
+    with stack.pair(
+        DEFINITION_SIGNING_KEY=SIGNING_KEY, ENCRYPTION_KEYS=key, TASK_QUEUE=task_queue
+    ) as url:
+        yield url
+
+
+@pytest.fixture
+async def signed_api(signed_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=signed_url, timeout=60) as client:
+        yield client
+
+
 async def test_every_example_runs_as_documented(
     api: httpx.AsyncClient, services: Any, unique: str
 ) -> None:
+    await run_every_example(api, services, unique)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_every_example_runs_as_documented_with_signing_on(
+    signed_api: httpx.AsyncClient, services: Any, unique: str
+) -> None:
+    """DEFINITION_SIGNING_KEY set: maps, loops and children run as unsigned ones do."""
+    await run_every_example(signed_api, services, unique)
+
+
+async def run_every_example(api: httpx.AsyncClient, services: Any, unique: str) -> None:
     for name, (action_name, schema) in SERVICES.items():
         await register(
             api,

@@ -21,6 +21,7 @@ from core.devserver import DevServer
 from core.temporal import connect
 from definitions.language import Flow, TaskStep, iter_steps
 from definitions.models import ActionSpec, ExecutionOptions, PinnedDefinition, PinnedStep, StepCall
+from tests.support.signing import signed_for
 from worker.main import workflow_options, workflow_runner
 from workflows import interpreter
 
@@ -86,8 +87,10 @@ class Services:
         return [echo, fail, count, slow]
 
 
-@pytest.fixture
-async def run(client: Client) -> AsyncIterator[Any]:
+@pytest.fixture(params=["unsigned", "signed"])
+async def run(client: Client, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """Runs a flow; each test runs twice, the second time with DEFINITION_SIGNING_KEY on
+    (the worker checks the whole definition, and signs the runs it starts itself)."""
     services = Services()
     queue = f"flow-{uuid.uuid4().hex[:8]}"
     async with Worker(
@@ -110,6 +113,8 @@ async def run(client: Client) -> AsyncIterator[Any]:
             options = ExecutionOptions(
                 definition=definition, context=context or {}, mocks=mocks or {}
             )
+            if request.param == "signed":
+                options = signed_for(queue, options)
             handle = await client.start_workflow(
                 definition.name,
                 args=[data or {}, options],

@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 from core.devserver import DevServer
 from core.temporal import connect
 from definitions.models import ExecutionOptions, StepCall
+from tests.support.signing import signed_for
 from tests.workflows.test_flow import flow_definition
 from worker.main import workflow_options
 
@@ -31,9 +32,20 @@ async def client(temporal: DevServer) -> AsyncIterator[Client]:
     yield await connect(temporal.address, "default")
 
 
-async def _run(client: Client, flow: dict[str, Any], data: dict[str, Any]) -> tuple[Any, Any]:
+@pytest.fixture(params=["unsigned", "signed"])
+def signing(request: pytest.FixtureRequest) -> bool:
+    """Each size runs twice, the second time with DEFINITION_SIGNING_KEY on."""
+    return request.param == "signed"
+
+
+async def _run(
+    client: Client, flow: dict[str, Any], data: dict[str, Any], *, signing: bool = False
+) -> tuple[Any, Any]:
     queue = f"scale-{uuid.uuid4().hex[:8]}"
     definition = flow_definition(flow, name="scale")
+    options = ExecutionOptions(definition=definition)
+    if signing:
+        options = signed_for(queue, options)
     async with Worker(
         client,
         task_queue=queue,
@@ -43,7 +55,7 @@ async def _run(client: Client, flow: dict[str, Any], data: dict[str, Any]) -> tu
     ):
         handle = await client.start_workflow(
             definition.name,
-            args=[data, ExecutionOptions(definition=definition)],
+            args=[data, options],
             id=f"scale-{uuid.uuid4().hex}",
             task_queue=queue,
             execution_timeout=timedelta(minutes=5),
@@ -51,7 +63,7 @@ async def _run(client: Client, flow: dict[str, Any], data: dict[str, Any]) -> tu
         return await handle.result(), handle
 
 
-async def test_a_loop_of_1000_iterations_continues_as_new_and_finishes(client) -> None:
+async def test_a_loop_of_1000_iterations_continues_as_new_and_finishes(client, signing) -> None:
     result, handle = await _run(
         client,
         {
@@ -75,6 +87,7 @@ async def test_a_loop_of_1000_iterations_continues_as_new_and_finishes(client) -
             ],
         },
         {},
+        signing=signing,
     )
     assert result == {"n": 1000}
     history = await handle.fetch_history()
@@ -83,7 +96,7 @@ async def test_a_loop_of_1000_iterations_continues_as_new_and_finishes(client) -
     assert len(history.events) < 5000, "each run's history stays bounded"
 
 
-async def test_a_map_over_5000_items_runs_in_batches_and_keeps_item_order(client) -> None:
+async def test_a_map_over_5000_items_runs_in_batches_and_keeps_item_order(client, signing) -> None:
     result, handle = await _run(
         client,
         {
@@ -106,6 +119,7 @@ async def test_a_map_over_5000_items_runs_in_batches_and_keeps_item_order(client
             ]
         },
         {"items": list(range(5000))},
+        signing=signing,
     )
     assert result == [i + 1 for i in range(5000)]
     history = await handle.fetch_history()
