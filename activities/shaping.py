@@ -13,11 +13,20 @@ the worker takes a slot and a token in one transaction, serialized per service
 - rate: a token bucket per service, capacity max(1, rate), refilled at `rate` tokens
   per second; a call takes one token.
 
-No slot or no token: the step sleeps a little (with jitter), heartbeats, and asks
-again, inside the same attempt (waiting is no failure, so it consumes no retry; an
-attempt still ends at the action's timeout). The limits are looked up by service name,
-cached for `CACHE_SECONDS`, so a change reaches the workers within that time. A
-service's own 429 and Retry-After are handled by the step as before.
+Every time in the leases and the buckets is the database's clock, read once per
+transaction once the service's lock is held (PostgreSQL `clock_timestamp()`, SQLite
+`julianday('now')`), never a worker's: a worker whose clock runs ahead would otherwise
+stamp the bucket in the future and starve the service on every other worker. A stamp
+already ahead of the database's clock (an older worker's) refills from the database's
+now, and is moved back to it.
+
+No slot or no token: the step heartbeats, sleeps and asks again, inside the same
+attempt (waiting is no failure, so it consumes no retry; an attempt still ends at the
+action's timeout). Without a token it sleeps until the bucket's next token is due (at
+most MAX_WAIT); without a slot, whose release it cannot foresee, it backs off
+exponentially with jitter from MIN_WAIT to MAX_WAIT. The limits are looked up by
+service name, cached for `CACHE_SECONDS`, so a change reaches the workers within that
+time. A service's own 429 and Retry-After are handled by the step as before.
 
 Errors::
 
@@ -51,8 +60,19 @@ CACHE_SECONDS = 1.0
 LEASE_MARGIN = 10.0
 """Seconds a lease outlives the action's timeout before it frees itself."""
 MIN_WAIT = 0.05
-MAX_WAIT = 0.2
-"""A waiting step asks again after MIN_WAIT to MAX_WAIT seconds (jittered)."""
+MAX_WAIT = 1.0
+"""A waiting step asks again after MIN_WAIT to MAX_WAIT seconds (see `pause`)."""
+MIN_TOKEN_WAIT = 0.001
+"""The least a step waits for a token that is due (a wait rounded to nothing)."""
+
+_DB_NOW = {
+    # After pg_advisory_xact_lock: the time the lock is held, so each holder's is at or
+    # after the one before it (`now()` is the transaction's start, before the wait for
+    # the lock, and could run backwards from one holder to the next).
+    "postgresql": "SELECT extract(epoch FROM clock_timestamp())::float8",
+    # `unixepoch('subsec')` needs SQLite 3.42; this is the same milliseconds on any.
+    "sqlite": "SELECT (julianday('now') - 2440587.5) * 86400.0",
+}
 
 
 class ShapingUnavailable(Exception):
@@ -63,13 +83,34 @@ class ShapingUnavailable(Exception):
 class _Outcome:
     granted: bool
     lease_id: str | None = None
-    wait: float = MIN_WAIT
+    due_in: float | None = None
+    """Seconds until the bucket's next token; None: not known (no free slot)."""
 
 
 @dataclass
 class _Entry:
     limits: ServiceLimits
     until: float
+
+
+def pause(refusals: int, due_in: float | None) -> float:
+    """How long a step waits before it asks again, after `refusals` refusals in a row
+    (the first is 0).
+
+    Args:
+        due_in: seconds until the bucket's next token, when that was the refusal: the
+            step waits exactly that (up to MAX_WAIT, so it still heartbeats), neither
+            asking before the token is due nor sleeping past it.
+    """
+    if due_in is not None:
+        return min(max(due_in, MIN_TOKEN_WAIT), MAX_WAIT)
+    ceiling = min(MAX_WAIT, MIN_WAIT * 2 ** min(refusals + 1, 16))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+async def database_now(db: AsyncConnection) -> float:
+    """The database's clock, in seconds since the epoch."""
+    return float((await db.execute(text(_DB_NOW[db.dialect.name]))).scalar_one())
 
 
 def lock_key(service_name: str) -> int:
@@ -85,15 +126,13 @@ class Shaping:
     Args:
         sessions: the registry database.
         cache_seconds: how long a service's limits are kept.
-        clock: monotonic seconds, for the cache.
-        wall: seconds since the epoch, shared by the workers for leases and buckets.
+        clock: monotonic seconds, for the cache (leases and buckets use the database's).
         sleep: how a waiting step waits (the test seam).
     """
 
     sessions: async_sessionmaker[AsyncSession]
     cache_seconds: float = CACHE_SECONDS
     clock: Callable[[], float] = time.monotonic
-    wall: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     _entries: dict[str, _Entry] = field(default_factory=dict)
 
@@ -150,6 +189,7 @@ class Shaping:
     async def _acquire(
         self, service_name: str, hold_seconds: float, heartbeat: Callable[[], None]
     ) -> str | None:
+        refusals = 0
         while True:
             limits = await self.limits(service_name)
             if not limits.any:
@@ -164,8 +204,8 @@ class Shaping:
             if outcome.granted:
                 return outcome.lease_id
             heartbeat()
-            pause = min(max(outcome.wait, MIN_WAIT), MAX_WAIT)
-            await self.sleep(pause * random.uniform(0.75, 1.25))
+            await self.sleep(pause(refusals, outcome.due_in))
+            refusals += 1
 
     async def _try(self, service_name: str, limits: ServiceLimits, hold: float) -> _Outcome:
         """One locked transaction: a slot and a token, both or neither."""
@@ -195,7 +235,7 @@ class Shaping:
     async def _take(
         self, db: AsyncConnection, service_name: str, limits: ServiceLimits, hold: float
     ) -> _Outcome:
-        now = self.wall()
+        now = await database_now(db)
         if limits.max_concurrency is not None:
             await db.execute(
                 delete(ServiceLeaseRow).where(
@@ -222,13 +262,22 @@ class Shaping:
                     )
                 )
             ).first()
+            ahead = row is not None and row.updated_at > now
             tokens = (
                 capacity
                 if row is None
                 else min(capacity, row.tokens + max(0.0, now - row.updated_at) * rate)
             )
             if tokens < 1.0:
-                return _Outcome(granted=False, wait=(1.0 - tokens) / rate)
+                if ahead:
+                    # Refill from the database's now on: else nothing refills until its
+                    # clock reaches the stamp.
+                    await db.execute(
+                        update(ServiceBucketRow)
+                        .where(ServiceBucketRow.service_name == service_name)
+                        .values(updated_at=now)
+                    )
+                return _Outcome(granted=False, due_in=(1.0 - tokens) / rate)
             values = {"tokens": tokens - 1.0, "updated_at": now}
             if row is None:
                 await db.execute(

@@ -205,30 +205,18 @@ def _needs_keys(codec: EncryptionCodec | None) -> EncryptionCodec:
     return codec
 
 
-def _same_credential(
-    row: ServiceRow, credential: Credential | None, codec: EncryptionCodec | None
-) -> bool:
-    """Compared decrypted: a stored credential that cannot be opened here is different."""
-    if row.credential is None or credential is None:
-        return row.credential is None and credential is None
-    try:
-        opened = open_credential(codec, service_id=row.id, stored=row.credential)
-    except CredentialUnreadableError:
-        return False
-    return opened.origin == origin_of(row.endpoint) and hmac.compare_digest(
-        _canonical(opened.credential), _canonical(credential)
-    )
-
-
 def _dump_actions(actions: Sequence[ActionSpec]) -> list[dict[str, Any]]:
     return [a.model_dump(mode="json") for a in actions]
 
 
-def _same_definition(
-    row: ServiceRow, body: ServiceCreate, codec: EncryptionCodec | None = None
-) -> bool:
+def _same_definition(row: ServiceRow, body: ServiceCreate) -> bool:
+    """Whether registering `body` again is the stored service. Never when either carries a
+    credential: comparing a sent secret with the stored one would tell a caller whether
+    a guess is right, one request per guess."""
     return (
-        row.description == body.description
+        body.credential is None
+        and row.credential is None
+        and row.description == body.description
         and row.endpoint == endpoint_text(body.endpoint)
         and row.actions == _dump_actions(body.actions)
         and row.metadata_ == body.metadata
@@ -236,7 +224,6 @@ def _same_definition(
         and row.health_path == body.health_path
         and row.max_concurrency == body.max_concurrency
         and row.rate_limit_per_second == body.rate_limit_per_second
-        and _same_credential(row, body.credential, codec)
     )
 
 
@@ -260,10 +247,11 @@ async def register(
     Flushed, not committed: the caller commits it in one transaction with the answer it
     stores for the request's Idempotency-Key (gateway/idempotency.py `write_once`).
 
-    Identical includes the credential, compared decrypted: the same secret sent again
-    is the stored service (200); another secret, a credential added or left out, or a
-    stored one this codec cannot open is a different definition (409, change it with
-    PATCH).
+    A registration that carries a credential, or of a name whose stored service has one,
+    is never identical: it conflicts (409, change the service with PATCH) whether the
+    secret matches the stored one or not, so the answer cannot confirm a guessed secret.
+    Sending the same request again with its Idempotency-Key still replays the first
+    answer (gateway/idempotency.py).
 
     Args:
         codec: ENCRYPTION_KEYS' codec; a credential cannot be stored without it.
@@ -274,7 +262,8 @@ async def register(
     Raises:
         InvalidDefinitionError: an action schema is no valid JSON Schema, or a credential
             is sent and no ENCRYPTION_KEYS is set.
-        ConflictError: the name belongs to a different definition.
+        ConflictError: the name belongs to a different definition, or a credential
+            is involved (see above).
     """
     problems = validate_actions(body.actions)
     if problems:
@@ -283,9 +272,9 @@ async def register(
         codec = _needs_keys(codec)
     existing = await get_by_name(session, body.name)
     if existing is not None:
-        if _same_definition(existing, body, codec):
+        if _same_definition(existing, body):
             return existing, False
-        raise _name_taken(existing)
+        raise _name_taken(existing, body)
     now = utcnow()
     service_id = str(uuid.uuid4())
     endpoint = endpoint_text(body.endpoint)
@@ -316,17 +305,24 @@ async def register(
         # Lost a race with a concurrent registration of the same name.
         await session.rollback()
         existing = await get_by_name(session, body.name)
-        if existing is not None and _same_definition(existing, body, codec):
+        if existing is not None and _same_definition(existing, body):
             return existing, False
-        raise _name_taken(existing) from None
+        raise _name_taken(existing, body) from None
     return row, True
 
 
-def _name_taken(existing: ServiceRow | None) -> ConflictError:
+def _name_taken(existing: ServiceRow | None, body: ServiceCreate) -> ConflictError:
     where = f" with id '{existing.id}'" if existing else ""
     name = existing.name if existing else "this name"
+    # With a credential the answer is the same whatever the stored service holds, its
+    # secret above all: nothing in it may tell a right guess from a wrong one.
+    why = (
+        " (a registration with a credential never matches a stored service)"
+        if body.credential is not None
+        else " with a different definition"
+    )
     return ConflictError(
-        f"service name '{name}' is already registered{where} with a different definition; "
+        f"service name '{name}' is already registered{where}{why}; "
         f"to change it, send PATCH /api/services/{existing.id if existing else '{id}'}",
         resource_type=RESOURCE,
         resource_id=existing.id if existing else None,

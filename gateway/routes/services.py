@@ -120,15 +120,17 @@ def _with_warnings(content: Any, warnings: list[str]) -> Any:
     response_model=ServicePublic,
     status_code=201,
     responses={
-        200: {"description": "an identical service was already registered"},
+        200: {"description": "an identical service (without credential) was already registered"},
         **error_responses(400, 409, 413, 415),
     },
 )
 async def register_service(
     body: ServiceCreate, session: SessionDep, idempotency: IdempotencyDep, settings: SettingsDep
 ) -> JSONResponse:
-    """Register a service. Registering an identical definition again returns the stored one
-    (a credential included, compared decrypted).
+    """Register a service. Registering an identical definition again returns the stored one;
+    one with a `credential` is never identical (409 whether its secret matches or not:
+    change the service with PATCH), except the same request sent again with its
+    Idempotency-Key, which replays the first answer.
 
     An endpoint (or a credential's token_url) the outbound policy refuses is stored with
     `warnings` (a 422 in ENVIRONMENT=production). A `credential` is stored encrypted and

@@ -416,10 +416,11 @@ async def test_the_api_never_answers_a_secret(secured, secured_stack, services, 
         "configured": True,
         "header": "X-API-Key",
     }
-    for answer in (created, again, fetched, listed, patched):
+    for answer in (created, fetched, listed, patched):
         assert answer.status_code in (200, 201), answer.text
+    for answer in (created, again, fetched, listed, patched):
         assert_no_secret(str(answer.request.url), answer.content, client.client_secret, value)
-    assert again.json()["id"] == service_id  # identical, the credential compared decrypted
+    assert again.status_code == 409, again.text  # a credential is never "identical"
     openapi = await secured.get(secured_stack.url.removesuffix("/api") + "/openapi.json")
     public = openapi.json()["components"]["schemas"]["CredentialPublic"]["properties"]
     assert not {"value", "password", "client_secret"} & set(public)
@@ -438,6 +439,55 @@ async def test_registering_again_with_another_secret_conflicts(secured, services
     answer = await secured.post("/services", json=body)
     assert answer.status_code == 409
     assert_no_secret("the 409", answer.content, body["credential"]["value"])
+
+
+async def test_registering_again_answers_the_same_409_for_a_right_and_a_wrong_secret(
+    secured, services, unique
+):
+    token = services.token()
+    password = secret("basic")
+    body = service(
+        f"guess-{unique}",
+        services.endpoint("auth", token),
+        [action("run")],
+        credential=basic("someone", password),
+    )
+    created = await secured.post("/services", json=body)
+    assert created.status_code == 201, created.text
+    right = await secured.post("/services", json=body)
+    wrong = await secured.post(
+        "/services", json={**body, "credential": basic("someone", secret("guess"))}
+    )
+    assert (right.status_code, wrong.status_code) == (409, 409), (right.text, wrong.text)
+    assert right.json() == wrong.json()
+    assert right.json()["resource_id"] == created.json()["id"]
+    assert f"PATCH /api/services/{created.json()['id']}" in right.json()["detail"]
+    assert_no_secret("the 409", right.content + wrong.content, password)
+
+
+async def test_a_registration_with_a_credential_replays_under_its_idempotency_key(
+    secured, services, unique
+):
+    token = services.token()
+    value = secret("apikey")
+    body = service(
+        f"replay-{unique}",
+        services.endpoint("auth", token),
+        [action("run")],
+        credential=api_key(value),
+    )
+    headers = {"Idempotency-Key": f"register-{unique}"}
+    first = await secured.post("/services", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    replayed = await secured.post("/services", json=body, headers=headers)
+    assert (replayed.status_code, replayed.json()) == (201, first.json())
+    assert_no_secret("the replay", replayed.content, value)
+    without_key = await secured.post("/services", json=body)
+    assert without_key.status_code == 409, without_key.text
+    other_secret = await secured.post(
+        "/services", json={**body, "credential": api_key(secret("guess"))}, headers=headers
+    )
+    assert other_secret.status_code == 422, other_secret.text  # the key is bound to the secret
 
 
 async def test_invalid_credential_is_422_without_echoing_it(secured, services, unique):
