@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
@@ -37,6 +38,9 @@ KEY_ID_METADATA = "encryption-key-id"
 """The metadata entry naming the key a payload was encrypted with."""
 KEY_BYTES = 32
 NONCE_BYTES = 12
+TAG_BYTES = 16
+"""The AES-GCM tag at the end of the ciphertext: an encrypted payload's data is at least
+NONCE_BYTES + TAG_BYTES long (the encryption of an empty payload)."""
 
 
 class PayloadDecryptionError(ValueError):
@@ -176,9 +180,10 @@ class EncryptionCodec(PayloadCodec):
 
         Raises:
             UnknownEncryptionKeyError: the payload names a key id not configured.
-            PayloadDecryptionError: the payload names no key id, or does not
-                authenticate under the key of its id (another key under the same id,
-                or altered data).
+            PayloadDecryptionError: the payload names no key id, its data is too short
+                to hold a nonce and a tag, it does not authenticate under the key of its
+                id (another key under the same id, or altered data), or what it holds is
+                no payload.
         """
         if payload.metadata.get("encoding") != ENCODING:
             return payload
@@ -193,6 +198,14 @@ class EncryptionCodec(PayloadCodec):
         if cipher is None:
             raise UnknownEncryptionKeyError(key_id, self.key_ids)
         data = payload.data
+        if len(data) < NONCE_BYTES + TAG_BYTES:
+            # AESGCM raises a bare ValueError on a nonce under 8 bytes: refused here first.
+            raise PayloadDecryptionError(
+                f"payload encrypted with key id {key_id!r} has {len(data)} bytes of data, "
+                f"fewer than the {NONCE_BYTES + TAG_BYTES} every encrypted payload holds "
+                f"(a {NONCE_BYTES}-byte nonce and a {TAG_BYTES}-byte tag): it was cut short "
+                "or not written by this codec"
+            )
         try:
             plain = cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], None)
         except InvalidTag as exc:
@@ -202,7 +215,14 @@ class EncryptionCodec(PayloadCodec):
                 "payload was altered"
             ) from exc
         original = Payload()
-        original.ParseFromString(plain)
+        try:
+            original.ParseFromString(plain)
+        except DecodeError as exc:
+            raise PayloadDecryptionError(
+                f"payload encrypted with key id {key_id!r} authenticates but holds no "
+                "serialized payload: it was encrypted by something other than this codec "
+                "with the same key"
+            ) from exc
         return original
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.api.enums.v1 import EventType, PendingActivityState, WorkflowTaskFailedCause
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
@@ -99,6 +99,37 @@ def status_from_temporal(value: WorkflowExecutionStatus | None) -> ExecutionStat
 def is_closed(events: Sequence[HistoryEvent]) -> bool:
     """Whether the history ends with the event that closes the execution."""
     return bool(events) and events[-1].event_type in CLOSED_EVENTS
+
+
+def continued_as(events: Sequence[HistoryEvent]) -> str | None:
+    """The run a run's history continued as new as (the execution goes on there), or None
+    when it did not continue as new."""
+    if not events:
+        return None
+    last = events[-1]
+    if last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+        return None
+    return last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id or None
+
+
+def run_id_of(events: Sequence[HistoryEvent]) -> str:
+    """The run a history is of.
+
+    A run started (or continued as new) names itself in its start event. A reset copies
+    the start event, and that run id with it, into the run it makes, and records that
+    run's id in the workflow task it fails at the reset point; the last such reset is
+    the run's own (the earlier ones, copied from the run reset, made that run).
+    """
+    run_id = events[0].workflow_execution_started_event_attributes.original_execution_run_id
+    for event in events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            failed = event.workflow_task_failed_event_attributes
+            if (
+                failed.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW
+                and failed.new_run_id
+            ):
+                run_id = failed.new_run_id
+    return run_id
 
 
 _MEMO_KIND = "kind"
@@ -199,9 +230,13 @@ async def build_record(
 ) -> ExecutionPublic:
     """The record of an execution, from its history and (while it runs) its description.
 
+    An execution that continued as new is told by its latest run: its status, result and
+    steps are that run's (the steps of the runs before it are not read again), its input
+    the one the execution started with.
+
     Args:
         execution_id: the Temporal workflow id.
-        events: the execution's history events, from its start event on.
+        events: the history events of the execution's latest run, from its start event on.
         description: the execution's description; None when the history is closed.
         converter: the data converter the execution's payloads were written with.
 
@@ -257,9 +292,7 @@ class _Record:
                 error.attempts = failed.attempts
         return ExecutionPublic(
             execution_id=self._execution_id,
-            run_id=self._description.run_id
-            if self._description
-            else started.original_execution_run_id,
+            run_id=self._description.run_id if self._description else run_id_of(self._events),
             kind=definition.kind if definition else "workflow",
             workflow_id=definition.workflow_id if definition else None,
             workflow_name=definition.name if definition else started.workflow_type.name,
@@ -290,6 +323,11 @@ class _Record:
                 options = (await self._converter.decode(payloads[1:2], [ExecutionOptions]))[0]
             except (ValueError, TypeError):
                 pass  # the execution failed with InvalidStart; its error says why
+        if options.resume:
+            # A run a flow continued as new starts with the flow's data so far; the input
+            # the execution started with rides in the options, left out when empty (an
+            # input that ran is a JSON object: an empty one is {}).
+            input_data = options.original_input if options.original_input is not None else {}
         return input_data, options
 
     async def _loaded_definition(self) -> PinnedDefinition | None:

@@ -9,9 +9,10 @@ import functools
 import hashlib
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -36,11 +37,13 @@ from definitions.contract import (
     ExecutionMemo,
 )
 from definitions.models import ExecutionOptions, PinnedDefinition, StepMock
-from definitions.signing import definition_signatures
+from definitions.signing import definition_signatures, options_signature
 from executions.errors import InvalidPageTokenError, TemporalUnavailableError
 from executions.history import (
     build_record,
+    continued_as,
     is_closed,
+    run_id_of,
     started_by_this_service,
     status_from_temporal,
 )
@@ -70,6 +73,11 @@ pages are followed with `page_token`, which costs one visibility call per page."
 
 _VISIBILITY_PAGE = 1000
 """The most executions one visibility call returns."""
+
+_MAX_REREADS = 3
+"""How often a record is read again when the run it read closed while it was read (an
+execution continuing as new every few milliseconds could otherwise be chased forever);
+past it the record answers the run as last described."""
 
 _FAILED_TO_CONNECT = "Failed client connect"
 """How the SDK's lazy client says it could not connect: a bare RuntimeError with this
@@ -185,20 +193,28 @@ class ExecutionService:
                 SearchAttributePair(WORKFLOW_ID_KEY, definition.workflow_id),
                 SearchAttributePair(WORKFLOW_VERSION_KEY, definition.version),
             ]
+        options = ExecutionOptions(
+            contract=CONTRACT_VERSION,
+            definition=definition,
+            context=request.context,
+            # Empty without DEFINITION_SIGNING_KEY, and then left out of the payload.
+            signatures=definition_signatures(self._signing_key, definition),
+            mocks=mocks or {},
+        )
+        if self._signing_key:
+            # The whole definition, mocks included: the worker checks it before it runs
+            # anything (workflows/integrity.py).
+            options = options.model_copy(
+                update={
+                    "definition_signature": options_signature(
+                        self._signing_key, options.model_dump(mode="json")
+                    )
+                }
+            )
         try:
             return await self._client.start_workflow(
                 workflow_type,
-                args=[
-                    request.input_data,
-                    ExecutionOptions(
-                        contract=CONTRACT_VERSION,
-                        definition=definition,
-                        context=request.context,
-                        # Empty without DEFINITION_SIGNING_KEY, and then left out of the payload.
-                        signatures=definition_signatures(self._signing_key, definition),
-                        mocks=mocks or {},
-                    ),
-                ],
+                args=[request.input_data, options],
                 id=execution_id,
                 task_queue=self._task_queue,
                 memo=ExecutionMemo(
@@ -219,9 +235,14 @@ class ExecutionService:
 
     @_temporal_call
     async def wait(self, handle: WorkflowHandle[Any, Any], timeout: float) -> bool:
-        """Wait up to `timeout` seconds for the execution to close; True if it did."""
+        """Wait up to `timeout` seconds for the execution to close; True if it did.
+
+        An execution that continues as new (a long loop) is followed from run to run to
+        the run that closes it; one that closes in its first run costs the one long poll
+        of its close event.
+        """
         try:
-            await asyncio.wait_for(handle.result(follow_runs=False), timeout=timeout)
+            await asyncio.wait_for(handle.result(follow_runs=True), timeout=timeout)
         except WorkflowFailureError:
             return True  # failed, canceled, terminated or timed out: closed all the same
         except TimeoutError:
@@ -244,29 +265,51 @@ class ExecutionService:
         Raises:
             NotFoundError: no execution of this service has that id.
         """
-        handle = self._client.get_workflow_handle(execution_id)
         try:
-            history = await handle.fetch_history()
-            if not started_by_this_service(history.events, task_queue=self._task_queue):
+            # No run id: the latest run, the one a reset or a continue-as-new made.
+            events = await self._run_history(execution_id, None)
+            if not started_by_this_service(events, task_queue=self._task_queue):
                 raise NotFoundError("execution", execution_id)
             # A closed execution is told whole by its history; a running one also needs
             # its description, for the attempts and errors of activities in flight.
-            description = None if is_closed(history.events) else await handle.describe()
-            if description is not None and description.status not in (
-                None,
-                WorkflowExecutionStatus.RUNNING,
-            ):
+            description = None
+            rereads = 0
+            while not is_closed(events):
+                run_id = run_id_of(events)
+                description = await self._client.get_workflow_handle(
+                    execution_id, run_id=run_id
+                ).describe()
+                if (
+                    description.status in (None, WorkflowExecutionStatus.RUNNING)
+                    or rereads == _MAX_REREADS
+                ):
+                    break
                 # It closed between the two reads: its history now tells it whole (else
-                # the record would say COMPLETED with no result yet).
-                history = await handle.fetch_history()
-                description = None if is_closed(history.events) else description
+                # the record would say COMPLETED with no result yet), or where it went on.
+                rereads += 1
+                events = await self._run_history(execution_id, run_id)
+                description = None
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise NotFoundError("execution", execution_id) from exc
             raise
         return await build_record(
-            execution_id, history.events, description, converter=self._client.data_converter
+            execution_id, events, description, converter=self._client.data_converter
         )
+
+    async def _run_history(self, execution_id: str, run_id: str | None) -> Sequence[HistoryEvent]:
+        """The history of a run (the latest without `run_id`), or, when that run continued
+        as new, of the run it continued as (and so on): the run the execution is at.
+
+        A run that closed otherwise costs one read; only a continue-as-new costs more.
+        """
+        while True:
+            history = await self._client.get_workflow_handle(
+                execution_id, run_id=run_id
+            ).fetch_history()
+            run_id = continued_as(history.events)
+            if run_id is None:
+                return history.events
 
     @_temporal_call
     async def list(

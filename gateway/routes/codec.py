@@ -163,7 +163,7 @@ _CODEC_OPERATION: dict[str, Any] = {
         400: {
             "model": ErrorBody,
             "description": "not Payloads in protobuf JSON, a payload that cannot be "
-            "decrypted (unknown key id, altered data), or another namespace",
+            "decrypted (unknown key id, altered or truncated data), or another namespace",
         },
         404: {"model": ErrorBody, "description": "payload encryption is off (no ENCRYPTION_KEYS)"},
     },
@@ -192,13 +192,16 @@ async def _convert(
     request: Request, codec: EncryptionCodec, operation: Literal["encode", "decode"]
 ) -> JSONResponse:
     payloads = await _payloads(request)
-    try:
-        if operation == "decode":
-            converted = await codec.decode(payloads.payloads)
-        else:
-            converted = await codec.encode(payloads.payloads)
-    except PayloadDecryptionError as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
+    if operation == "encode":
+        return _answer(Payloads(payloads=await codec.encode(payloads.payloads)))
+    converted = []
+    for index, payload in enumerate(payloads.payloads):
+        # Every malformed encrypted payload (too short, altered, another key, no payload
+        # inside) is a PayloadDecryptionError: the caller's mistake, answered 400.
+        try:
+            converted.append(codec.decrypt(payload))
+        except PayloadDecryptionError as exc:
+            raise HTTPException(status_code=400, detail=f"payloads[{index}]: {exc}") from exc
     return _answer(Payloads(payloads=converted))
 
 

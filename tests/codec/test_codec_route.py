@@ -7,17 +7,19 @@ runs them in the real gateway against payloads of a real history.
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import FastAPI
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from core.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, new_key_entry
+from core.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, new_key_entry, parse_keys
 from gateway import errors
 from gateway.routes import codec
 
@@ -95,6 +97,45 @@ async def test_unknown_key_id_is_a_400_naming_it(client: httpx.AsyncClient) -> N
     answer = await client.post("/api/codec/decode", json=as_json(foreign))
     assert answer.status_code == 400
     assert "'elsewhere'" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("size", [0, 3, 7, 8, 11, 27])
+async def test_encrypted_data_too_short_to_hold_nonce_and_tag_is_a_400(
+    client: httpx.AsyncClient, size: int
+) -> None:
+    cut = Payload(metadata=(await encrypted()).metadata, data=os.urandom(size))
+    answer = await client.post("/api/codec/decode", json=as_json(PLAIN, cut))
+    assert answer.status_code == 400, answer.text
+    detail = answer.json()["detail"]
+    assert detail.startswith("payloads[1]: ")
+    assert f"has {size} bytes of data, fewer than the 28" in detail
+
+
+async def test_encrypted_data_that_holds_no_payload_is_a_400(client: httpx.AsyncClient) -> None:
+    key = parse_keys(KEYS)["current"]
+    nonce = os.urandom(12)
+    sealed = nonce + AESGCM(key).encrypt(nonce, b"\xff\xff not a serialized payload", None)
+    junk = Payload(metadata=(await encrypted()).metadata, data=sealed)
+    answer = await client.post("/api/codec/decode", json=as_json(junk))
+    assert answer.status_code == 400, answer.text
+    assert "authenticates but holds no serialized payload" in answer.json()["detail"]
+
+
+async def test_altered_encrypted_data_is_a_400(client: httpx.AsyncClient) -> None:
+    sealed = await encrypted()
+    altered = Payload(
+        metadata=sealed.metadata, data=sealed.data[:-1] + bytes([sealed.data[-1] ^ 1])
+    )
+    answer = await client.post("/api/codec/decode", json=as_json(altered))
+    assert answer.status_code == 400, answer.text
+    assert "does not authenticate" in answer.json()["detail"]
+
+
+async def test_encrypted_payload_without_key_id_is_a_400(client: httpx.AsyncClient) -> None:
+    nameless = Payload(metadata={"encoding": ENCODING}, data=(await encrypted()).data)
+    answer = await client.post("/api/codec/decode", json=as_json(nameless))
+    assert answer.status_code == 400, answer.text
+    assert KEY_ID_METADATA in answer.json()["detail"]
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,9 @@ import uuid
 from typing import Any
 
 import httpx
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
 
 from definitions.contract import INVALID_START
@@ -15,6 +18,7 @@ from tests.support.builders import (
     ANALYZE_INPUT,
     ANALYZE_OUTPUT,
     EXTRACT_INPUT,
+    FAST_RETRY,
     action,
     chain,
     create_workflow,
@@ -456,3 +460,101 @@ async def test_get_execution_with_wait_long_polls_until_it_closes(api, services,
     assert closed.json()["status"] == "COMPLETED"
     missing = await api.get("/executions/exec-nowhere", params={"wait": 1})
     assert missing.status_code == 404
+
+
+def _counting_loop(iterations: int) -> list[dict[str, Any]]:
+    """A loop of `iterations` rounds that calls no service and leaves no event: a parallel
+    whose one branch waits 0 s counts in its `assign`, a choice loops back. Three steps a
+    round, so it continues as new every 500 steps (workflows/interpreter.py)."""
+    return [
+        {
+            "id": "count",
+            "type": "parallel",
+            "branches": [{"steps": [{"id": "tick", "type": "wait", "seconds": 0}]}],
+            "assign": {"n": "{% ($exists($vars.n) ? $vars.n : 0) + 1 %}"},
+            "next": "more",
+        },
+        {
+            "id": "more",
+            "type": "choice",
+            "choices": [{"when": f"{{% $vars.n < {iterations} %}}", "next": "count"}],
+            "default": "done",
+        },
+        {
+            "id": "done",
+            "type": "succeed",
+            "output": {"n": "{% $vars.n %}", "input": "{% $input %}"},
+        },
+    ]
+
+
+async def _runs_of(client: Client, execution_id: str) -> int:
+    """How many runs the execution went through: its latest run's chain back to the first."""
+    runs, run_id = 1, None
+    while True:
+        history = await client.get_workflow_handle(execution_id, run_id=run_id).fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        if not started.continued_execution_run_id:
+            return runs
+        runs, run_id = runs + 1, started.continued_execution_run_id
+
+
+async def test_execute_follows_a_loop_through_continue_as_new_to_its_result(api, stack, unique):
+    workflow = await create_workflow(api, f"loop-{unique}", _counting_loop(1000), max_steps=3100)
+    answer = await api.post(f"/workflows/{workflow['id']}/execute", json={"input_data": {"k": "v"}})
+    assert answer.status_code == 200, answer.text
+    record = answer.json()
+    assert record["status"] == "COMPLETED"
+    assert record["result"] == {"n": 1000, "input": {"k": "v"}}
+    assert record["input"] == {"k": "v"}
+    assert record["steps"][-1]["id"] == "done"
+    client = await Client.connect(stack.temporal_address)
+    assert await _runs_of(client, record["execution_id"]) >= 6, "3,001 steps: six runs"
+    latest = await client.get_workflow_handle(record["execution_id"]).describe()
+    assert record["run_id"] == latest.run_id
+    again = await api.get(f"/executions/{record['execution_id']}")
+    assert again.json() == record
+
+
+async def test_get_with_wait_follows_a_loop_through_continue_as_new(api, unique):
+    workflow = await create_workflow(api, f"loop-{unique}", _counting_loop(1000), max_steps=3100)
+    started = await api.post(
+        f"/workflows/{workflow['id']}/executions", json={"input_data": {"k": 2}}
+    )
+    assert started.status_code == 202, started.text
+    answer = await api.get(started.json()["status_url"].removeprefix("/api"), params={"wait": 30})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "COMPLETED"
+    assert answer.json()["result"] == {"n": 1000, "input": {"k": 2}}
+
+
+async def test_get_answers_the_run_a_reset_made(api, services, stack, unique):
+    token = services.token()
+    services.failures[token] = 1  # the first call fails; the one after the reset succeeds
+    once = {**FAST_RETRY, "maximum_attempts": 1}
+    workflow = await _one_step(api, services, unique, "flaky", token, retry_policy=once)
+    failed = await _execute(api, workflow["id"], {"x": 1})
+    assert failed["status"] == "FAILED"
+    execution_id = failed["execution_id"]
+    client = await Client.connect(stack.temporal_address)
+    history = await client.get_workflow_handle(execution_id).fetch_history()
+    first_task = next(
+        e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    )
+    reset = await client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=execution_id),
+            reason="the service is back",
+            workflow_task_finish_event_id=first_task.event_id,
+            request_id=str(uuid.uuid4()),
+        )
+    )
+    answer = await api.get(f"/executions/{execution_id}", params={"wait": 20})
+    assert answer.status_code == 200, answer.text
+    record = answer.json()
+    assert (record["status"], record["run_id"]) == ("COMPLETED", reset.run_id)
+    assert record["run_id"] != failed["run_id"]
+    assert record["result"] == {"text": "ok after 2 calls"}
+    assert record["input"] == {"x": 1}
+    assert [(s["id"], s["status"]) for s in record["steps"]] == [("only", "COMPLETED")]
