@@ -211,6 +211,16 @@ class ExecutionOptions(BaseModel):
         exclude_if=_empty,
         description="a test run: step id -> what the step answers instead of its service",
     )
+    depth: int = Field(
+        default=0,
+        exclude_if=_empty,
+        description="how many `workflow` steps deep this execution runs (0: started from outside)",
+    )
+    step_budget: int | None = Field(
+        default=None,
+        exclude_if=_empty,
+        description="a map batch or child workflow: the steps its parent had left",
+    )
 
 
 class MockError(_Frozen):

@@ -68,8 +68,11 @@ def workflow_options() -> dict[str, Any]:
         # A history this code cannot replay (a change to the workflow's commands shipped
         # without workflow.patched()) fails its execution at once with the mismatch in
         # the error, instead of retrying the workflow task forever while the execution
-        # shows RUNNING. The replay gate (tests/replay) keeps that from shipping.
-        "workflow_failure_exception_types": [NondeterminismError],
+        # shows RUNNING. The replay gate (tests/replay) keeps that from shipping. So does
+        # any other exception workflow code raises (an OverflowError, a RecursionError, a
+        # bug): retrying a deterministic workflow task cannot fix it, so the execution
+        # fails with its type and message instead of retrying forever.
+        "workflow_failure_exception_types": [NondeterminismError, Exception],
     }
 
 

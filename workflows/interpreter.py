@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         StepCall,
     )
     from workflows.integrity import signed
-    from workflows.tasks import run_mock, run_task
+    from workflows.tasks import run_mock, run_task, run_workflow_mock
 
 CONTINUE_AS_NEW_AFTER = 500
 """Top-level steps one run executes before it continues as new, so a long loop keeps its
@@ -60,6 +60,30 @@ MAP_BATCH = 500
 
 DEFAULT_STEP_BUDGET = 10_000
 """Steps an execution may run when its definition sets no max_steps (it has no loop)."""
+
+MAX_MAP_ITEMS = 10_000
+"""The most items one map runs; more fail the step with `MapTooLarge` (20 batches)."""
+
+MAX_PENDING = 1_000
+"""Activities and children one execution has in flight at once, across every parallel,
+map and nesting: held below Temporal's 2,000 pending activities (and children), so deep
+fan-out queues its work instead of failing every workflow task."""
+
+MAX_WAIT_SECONDS = 366 * 24 * 3600
+"""The longest a `wait` step waits (a year and a day); longer fails with `InvalidWait`."""
+
+MAX_WORKFLOW_DEPTH = 8
+"""How deep `workflow` steps nest (a workflow that runs a workflow ...); deeper fails
+the step with `WorkflowDepthExceeded`. Cycles are refused when a definition is saved."""
+
+SUCCEED_ENDS_EXECUTION_PATCH = "succeed-ends-execution"
+"""A `succeed` inside a parallel branch or a map iteration ends the whole execution and
+withdraws the work still running; histories recorded before ended only the branch."""
+
+
+SUCCEEDED_KEY = "si:succeeded"
+"""A map batch's result when a `succeed` in it ended the execution (a batch otherwise
+answers a list)."""
 
 
 class _Succeeded(Exception):
@@ -175,13 +199,22 @@ class FlowRun:
         self.tasks = {step.id: step for step in definition.steps}
         resume = Resume(**options.resume) if options.resume else None
         bindings = options.bindings or {}
-        self.input = bindings.get("input", data if resume is None else options.original_input)
+        # original_input is left out of the options when empty: the input was {}.
+        self.input = bindings.get(
+            "input", data if resume is None else (options.original_input or {})
+        )
         self.data = dict(resume.data) if resume else dict(data)
         self.executed = resume.executed if resume else 0
         self.executed_this_run = 0
         self.resume = resume
         self.runs: dict[str, int] = {}
         self.budget = self.flow.max_steps or DEFAULT_STEP_BUDGET
+        if options.step_budget is not None:
+            # A map batch or a child workflow: at most what its parent had left.
+            self.budget = min(self.budget, options.step_budget)
+        self.depth = options.depth
+        self.pending = asyncio.Semaphore(MAX_PENDING)
+        self._succeed_ends: bool | None = None
         self.outer_steps: dict[str, Any] = bindings.get("steps") or {}
         self.outer_vars: dict[str, Any] = bindings.get("vars") or {}
         self.index_offset = int(bindings.get("index_offset") or 0)
@@ -215,10 +248,39 @@ class FlowRun:
                 last=self.resume.last if self.resume else None,
             )
         except _Succeeded as succeeded:
+            if self.batch is not None and self._succeed_ends_execution():
+                # A map batch: the parent ends the execution with it (see _map_in_children).
+                return {SUCCEEDED_KEY: succeeded.output}
             return succeeded.output
         if self.flow.output is not None:
             return self.evaluator(top).value(self.flow.output)
         return last
+
+    def _succeed_ends_execution(self) -> bool:
+        """`succeed` in a branch or an iteration ends the execution (not in histories
+        recorded before SUCCEED_ENDS_EXECUTION_PATCH); asked once, when it first matters."""
+        if self._succeed_ends is None:
+            self._succeed_ends = workflow.patched(SUCCEED_ENDS_EXECUTION_PATCH)
+        return self._succeed_ends
+
+    async def _first_to_end(self, tasks: list[asyncio.Task[Any]], *, fail_fast: bool) -> None:
+        """Wait until every task is done; a `succeed` in one (and, with `fail_fast`, the
+        first failure) cancels the others and is raised once they are withdrawn."""
+        pending: set[asyncio.Task[Any]] = set(tasks)
+        while pending:
+            _, pending = await workflow.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+            errors = [t.exception() for t in tasks if _raised(t)]
+            ending: BaseException | None = next(
+                (e for e in errors if isinstance(e, _Succeeded)), None
+            )
+            if ending is None and fail_fast and errors:
+                ending = errors[0]
+            if ending is not None:
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await workflow.wait(pending)
+                raise ending
 
     def evaluator(self, scope: Scope, **extra: Any) -> Evaluator:
         info = workflow.info()
@@ -391,10 +453,11 @@ class FlowRun:
         )
         mock = self.options.mocks.get(step.id)
         try:
-            if mock is not None:
-                result = await run_mock(pinned, mock, activity_id=activity_id)
-            else:
-                result = await run_task(pinned, call, activity_id=activity_id)
+            async with self.pending:
+                if mock is not None:
+                    result = await run_mock(pinned, mock, activity_id=activity_id)
+                else:
+                    result = await run_task(pinned, call, activity_id=activity_id)
         except ApplicationError as error:
             failure = _step_failure(error, step.id)
             return self._caught(step, scope, failure, error)
@@ -445,18 +508,12 @@ class FlowRun:
             try:
                 return await self.run_chain(chain.steps, entry_of(chain), scope.branch())
             except _Succeeded as succeeded:
+                if self._succeed_ends_execution():
+                    raise  # ends the execution: _first_to_end withdraws the other branches
                 return succeeded.output
 
         tasks = [asyncio.ensure_future(branch(chain)) for chain in step.branches]
-        if step.fail_fast:
-            done, pending = await workflow.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            failed = next((t for t in tasks if t.done() and t.exception()), None)
-            if failed is not None:
-                for task in pending:
-                    task.cancel()
-                if pending:
-                    await workflow.wait(pending)
-                raise failed.exception()  # type: ignore[misc]
+        await self._first_to_end(tasks, fail_fast=step.fail_fast)
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
@@ -469,6 +526,13 @@ class FlowRun:
             raise _failure(
                 f"map '{step.id}': items must evaluate to an array, got {type(items).__name__}",
                 "MapItemsNotArray",
+                step_id=step.id,
+            )
+        if len(items) > MAX_MAP_ITEMS:
+            raise _failure(
+                f"map '{step.id}': items evaluated to {len(items)} items; a map runs at most "
+                f"{MAX_MAP_ITEMS}: split the list, or map over batches of it",
+                "MapTooLarge",
                 step_id=step.id,
             )
         if len(items) > MAP_CHILD_THRESHOLD:
@@ -506,6 +570,8 @@ class FlowRun:
                 try:
                     return await self.run_chain(step.steps, entry_of(step), child)
                 except _Succeeded as succeeded:
+                    if self._succeed_ends_execution():
+                        raise  # ends the execution: _first_to_end withdraws the others
                     return succeeded.output
                 except ApplicationError as error:
                     failed += 1
@@ -513,7 +579,9 @@ class FlowRun:
                         give_up.set()
                     return _IterationFailed(global_index, _error_of(error, step.id))
 
-        return list(await asyncio.gather(*(iteration(i, item) for i, item in enumerate(items))))
+        tasks = [asyncio.ensure_future(iteration(i, item)) for i, item in enumerate(items)]
+        await self._first_to_end(tasks, fail_fast=False)
+        return list(await asyncio.gather(*tasks))
 
     async def _map_in_children(self, step: MapStep, items: list[Any], scope: Scope) -> list[Any]:
         """Iterations in child workflows of MAP_BATCH items each, one batch at a time, so
@@ -552,6 +620,8 @@ class FlowRun:
                 mocks=self.options.mocks,
                 context=self.context,
                 signatures=self.signatures,
+                depth=self.depth,
+                step_budget=max(self.budget - self.executed, 1),
                 bindings={
                     "input": self.input,
                     "steps": {**self.outer_steps, **scope.steps()},
@@ -560,14 +630,17 @@ class FlowRun:
                     "batch": batch,
                 },
             )
-            results = await workflow.execute_child_workflow(
-                f"{self.definition.name}/{step.id}",
-                args=[{}, signed(options)],
-                id=f"{info.workflow_id}/{step.id}/batch-{number}"
-                + (f"-r{self.executed}" if self.executed > 1 else ""),
-                task_queue=info.task_queue,
-                static_summary=f"map '{step.id}' items {start}-{start + len(batch) - 1}",
-            )
+            async with self.pending:
+                results = await workflow.execute_child_workflow(
+                    f"{self.definition.name}/{step.id}",
+                    args=[{}, signed(options)],
+                    id=f"{info.workflow_id}/{step.id}/batch-{number}"
+                    + (f"-r{self.executed}" if self.executed > 1 else ""),
+                    task_queue=info.task_queue,
+                    static_summary=f"map '{step.id}' items {start}-{start + len(batch) - 1}",
+                )
+            if isinstance(results, dict) and SUCCEEDED_KEY in results:
+                raise _Succeeded(results[SUCCEEDED_KEY])  # a `succeed` in that batch
             for offset, result in enumerate(results or []):
                 if isinstance(result, dict) and set(result) == {"error"}:
                     outcomes.append(_IterationFailed(start + offset, result["error"]))
@@ -581,6 +654,13 @@ class FlowRun:
             if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
                 raise _failure(
                     f"wait '{step.id}': seconds must be a number >= 0, got {seconds!r}",
+                    "InvalidWait",
+                    step_id=step.id,
+                )
+            if not seconds <= MAX_WAIT_SECONDS:  # also NaN and infinity
+                raise _failure(
+                    f"wait '{step.id}': {seconds!r} seconds is longer than the longest wait, "
+                    f"{MAX_WAIT_SECONDS} seconds (a year and a day)",
                     "InvalidWait",
                     step_id=step.id,
                 )
@@ -602,6 +682,13 @@ class FlowRun:
                     step_id=step.id,
                 )
             delay = moment - workflow.now()
+            if delay > timedelta(seconds=MAX_WAIT_SECONDS):
+                raise _failure(
+                    f"wait '{step.id}': {until!r} is further away than the longest wait, "
+                    f"{MAX_WAIT_SECONDS} seconds (a year and a day)",
+                    "InvalidWait",
+                    step_id=step.id,
+                )
         scope.outputs[step.id] = {"output": None}
         if delay > timedelta(0):
             await workflow.sleep(delay, summary=f"wait '{step.id}'")
@@ -612,14 +699,35 @@ class FlowRun:
         )
         info = workflow.info()
         activity_id = self._activity_id(scope, step.id)
-        try:
-            result = await workflow.execute_child_workflow(
-                step.workflow,
-                args=[body, ExecutionOptions(context=self.context, version=step.version)],
-                id=f"{info.workflow_id}/{activity_id}",
-                task_queue=info.task_queue,
-                static_summary=f"step '{step.id}': workflow {step.workflow}",
+        if self.depth + 1 > MAX_WORKFLOW_DEPTH:
+            raise _failure(
+                f"step '{step.id}': workflow '{step.workflow}' would run {self.depth + 1} "
+                f"workflow steps deep; the limit is {MAX_WORKFLOW_DEPTH}",
+                "WorkflowDepthExceeded",
+                step_id=step.id,
             )
+        mock = self.options.mocks.get(step.id)
+        if mock is not None:  # a test run: the child is not started
+            try:
+                result = await run_workflow_mock(step.id, step.workflow, mock, activity_id)
+            except ApplicationError as error:
+                return self._caught(step, scope, _step_failure(error, step.id), error)
+            return self._finish(step, scope, result), step.next
+        options = ExecutionOptions(
+            context=self.context,
+            version=step.version,
+            depth=self.depth + 1,
+            step_budget=max(self.budget - self.executed, 1),
+        )
+        try:
+            async with self.pending:
+                result = await workflow.execute_child_workflow(
+                    step.workflow,
+                    args=[body, options],
+                    id=f"{info.workflow_id}/{activity_id}",
+                    task_queue=info.task_queue,
+                    static_summary=f"step '{step.id}': workflow {step.workflow}",
+                )
         except ChildWorkflowError as error:
             cause = error.cause
             failure = StepFailure(
@@ -639,6 +747,10 @@ class FlowRun:
         if isinstance(result, dict):
             self.data.update(result)
         return self._finish(step, scope, result), step.next
+
+
+def _raised(task: asyncio.Task[Any]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
 
 
 @dataclass

@@ -108,6 +108,34 @@ async def run_mock(step: PinnedStep, mock: StepMock, *, activity_id: str) -> Any
         raise step_failed(step, error) from error
 
 
+async def run_workflow_mock(step_id: str, name: str, mock: StepMock, activity_id: str) -> Any:
+    """A mocked `workflow` step of a test run: answers the mock, starts no child."""
+    try:
+        return await workflow.execute_local_activity(
+            MOCK_STEP_ACTIVITY,
+            mock,
+            activity_id=activity_id,
+            start_to_close_timeout=timedelta(seconds=10),
+            summary=f"mock of workflow {name}",
+        )
+    except StepError as error:
+        error_type, message, details = cause_of(error)
+        failure = StepFailure(
+            step_id=step_id,
+            service="",
+            action="",
+            error_type=error_type,
+            message=message,
+            status_code=details.get("status_code"),
+        )
+        raise ApplicationError(
+            f"step '{step_id}' (workflow {name}) failed: {message}",
+            failure.model_dump(),
+            type=STEP_FAILED,
+            non_retryable=True,
+        ) from error
+
+
 def step_failed(
     step: PinnedStep, error: BaseException, *, after_attempts: int = 0
 ) -> ApplicationError:

@@ -580,3 +580,176 @@ async def test_input_against_the_input_schema_fails_at_once(run) -> None:
     assert cause.type == "InvalidStart" and "'n' is a required property" in cause.message
     assert run.services.calls == []
     assert (await run(flow, {"n": 1}))["echo"] == {"n": 1}
+
+
+# ---------------------------------------------------------------- hardening (issue 17)
+
+
+async def test_succeed_in_a_branch_ends_the_execution_and_withdraws_the_rest(run) -> None:
+    """`succeed` means the execution ends, wherever it stands: the sibling branch's
+    running step is cancelled and its next step never runs."""
+    flow = {
+        "steps": [
+            {
+                "id": "both",
+                "type": "parallel",
+                "branches": [
+                    {
+                        "steps": [
+                            task("slow", "slow", input={"seconds": 2}, next="after-slow"),
+                            task("after-slow"),
+                        ]
+                    },
+                    {
+                        "steps": [
+                            task("quick", next="done"),
+                            {"id": "done", "type": "succeed", "output": {"early": True}},
+                        ]
+                    },
+                ],
+                "next": "never",
+            },
+            task("never"),
+        ]
+    }
+    assert await run(flow) == {"early": True}
+    called = {c.step_id for c in run.services.calls}
+    assert "after-slow" not in called and "never" not in called
+    history = await run.handle.fetch_history()
+    assert any(
+        e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED for e in history.events
+    ), "the running step is withdrawn"
+
+
+async def test_succeed_in_a_map_iteration_ends_the_execution(run) -> None:
+    flow = {
+        "steps": [
+            {
+                "id": "each",
+                "type": "map",
+                "items": "{% $input.xs %}",
+                "max_concurrency": 1,
+                "steps": [
+                    {
+                        "id": "stop",
+                        "type": "choice",
+                        "choices": [{"when": "{% $item = 2 %}", "next": "found"}],
+                        "default": "t",
+                    },
+                    task("t", input={"x": "{% $item %}"}),
+                    {"id": "found", "type": "succeed", "output": {"found": "{% $item %}"}},
+                ],
+                "next": "never",
+            },
+            task("never"),
+        ]
+    }
+    assert await run(flow, {"xs": [0, 1, 2, 3, 4]}) == {"found": 2}
+    assert [c.input for c in run.services.calls] == [{"x": 0}, {"x": 1}]
+
+
+async def test_succeed_in_a_map_batch_run_as_a_child_ends_the_execution(run, monkeypatch) -> None:
+    monkeypatch.setattr(interpreter, "MAP_CHILD_THRESHOLD", 2)
+    monkeypatch.setattr(interpreter, "MAP_BATCH", 2)
+    flow = {
+        "steps": [
+            {
+                "id": "each",
+                "type": "map",
+                "items": "{% $input.xs %}",
+                "steps": [
+                    {
+                        "id": "stop",
+                        "type": "choice",
+                        "choices": [{"when": "{% $item = 3 %}", "next": "found"}],
+                        "default": "t",
+                    },
+                    task("t", input={"x": "{% $item %}"}),
+                    {"id": "found", "type": "succeed", "output": {"found": "{% $item %}"}},
+                ],
+                "next": "never",
+            },
+            task("never"),
+        ]
+    }
+    assert await run(flow, {"xs": [0, 1, 2, 3, 4, 5]}) == {"found": 3}
+    assert "never" not in {c.step_id for c in run.services.calls}
+    assert {4, 5}.isdisjoint({c.input.get("x") for c in run.services.calls})
+
+
+@pytest.mark.parametrize(
+    "wait",
+    [{"seconds": "{% 1e14 %}"}, {"seconds": 400 * 24 * 3600}, {"until": "9999-12-31T00:00:00Z"}],
+)
+async def test_a_wait_longer_than_the_limit_fails_with_invalid_wait(run, wait) -> None:
+    cause = await failure_of(run, {"steps": [{"id": "w", "type": "wait", **wait}]})
+    assert cause.type == "InvalidWait", cause
+    assert "longest wait" in cause.message
+
+
+async def test_a_map_over_more_items_than_the_limit_fails(run, monkeypatch) -> None:
+    monkeypatch.setattr(interpreter, "MAX_MAP_ITEMS", 5)
+    flow = {
+        "steps": [
+            {"id": "each", "type": "map", "items": "{% [1..6] %}", "steps": [task("t")]},
+        ]
+    }
+    cause = await failure_of(run, flow)
+    assert cause.type == "MapTooLarge", cause
+    assert run.services.calls == []
+
+
+async def test_nesting_queues_work_under_the_pending_limit(run, monkeypatch) -> None:
+    """A parallel of maps puts no more than MAX_PENDING activities in flight: the rest
+    wait their turn, and every item completes."""
+    monkeypatch.setattr(interpreter, "MAX_PENDING", 3)
+
+    def fan(map_id: str, task_id: str) -> dict[str, Any]:
+        return {
+            "id": map_id,
+            "type": "map",
+            "items": "{% [1..4] %}",
+            "steps": [task(task_id, "slow", input={"seconds": 0.2})],
+        }
+
+    flow = {
+        "steps": [
+            {
+                "id": "both",
+                "type": "parallel",
+                "branches": [{"steps": [fan("each-a", "ta")]}, {"steps": [fan("each-b", "tb")]}],
+            }
+        ]
+    }
+    result = await run(flow)
+    assert [len(r) for r in result] == [4, 4]
+    history = await run.handle.fetch_history()
+    in_flight = most = 0
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            in_flight += 1
+            most = max(most, in_flight)
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            in_flight -= 1
+    assert most <= 3, most
+
+
+async def test_an_unexpected_error_in_workflow_code_fails_the_execution(run, monkeypatch) -> None:
+    """A bug (here a RecursionError from a choice) fails the execution with its type and
+    message at once; it does not retry the workflow task forever."""
+
+    def boom(value: Any) -> bool:
+        raise RecursionError("maximum recursion depth exceeded (injected)")
+
+    monkeypatch.setattr(interpreter, "_truthy", boom)
+    flow = {
+        "steps": [
+            {"id": "c", "type": "choice", "choices": [{"when": "{% true %}", "next": "t"}]},
+            task("t"),
+        ]
+    }
+    with pytest.raises(WorkflowFailureError) as failed:
+        await asyncio.wait_for(run(flow), timeout=30)
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "RecursionError", cause
+    assert "injected" in cause.message
