@@ -577,6 +577,98 @@ async def flow_test_run(r: Recording) -> str:
     )
 
 
+@shape
+async def flow_succeed_in_branch(r: Recording) -> str:
+    """A `succeed` in a parallel branch ends the execution and cancels the slow sibling
+    (behind the patch succeed-ends-execution)."""
+    return await r.run_flow(
+        "succeed-branch",
+        {
+            "steps": [
+                {
+                    "id": "both",
+                    "type": "parallel",
+                    "branches": [
+                        {"steps": [_task("slow-one", "slow", next="after"), _task("after")]},
+                        {
+                            "steps": [
+                                _task("quick", next="done"),
+                                {"id": "done", "type": "succeed", "output": {"early": True}},
+                            ]
+                        },
+                    ],
+                    "next": "never",
+                },
+                _task("never"),
+            ]
+        },
+    )
+
+
+def _finding_map(items: str) -> dict[str, Any]:
+    return {
+        "steps": [
+            {
+                "id": "each",
+                "type": "map",
+                "items": items,
+                "max_concurrency": 1,
+                "steps": [
+                    {
+                        "id": "look",
+                        "type": "choice",
+                        "choices": [{"when": "{% $item = $input.find %}", "next": "found"}],
+                        "default": "call",
+                    },
+                    _task("call", input={"i": "{% $item %}"}),
+                    {"id": "found", "type": "succeed", "output": {"found": "{% $item %}"}},
+                ],
+                "next": "never",
+            },
+            _task("never"),
+        ]
+    }
+
+
+@shape
+async def flow_succeed_in_map(r: Recording) -> str:
+    """A `succeed` in a map iteration ends the execution."""
+    return await r.run_flow("succeed-map", _finding_map("{% [0..4] %}"), {"find": 2})
+
+
+@shape
+async def flow_succeed_in_map_batch(r: Recording) -> str:
+    """A `succeed` in the second child batch of a 502-item map ends the execution; the
+    batch is recorded as flow-succeed-in-map-batch-batch."""
+    execution_id = await r.run_flow("succeed-bigmap", _finding_map("{% [0..501] %}"), {"find": 500})
+    r.more.append(("batch", f"{execution_id}/each/batch-1", None))
+    return execution_id
+
+
+@shape
+async def flow_mocked_workflow_step(r: Recording) -> str:
+    """A test run mocks a `workflow` step: no child starts, a si:mock-step answers."""
+    return await r.run_flow(
+        "mocked-child",
+        {
+            "steps": [
+                {"id": "sub", "type": "workflow", "workflow": "not-started", "next": "use"},
+                _task("use", input={"v": "{% $steps.sub.output.v %}"}),
+            ]
+        },
+        mocks={"sub": {"output": {"v": 3}}, "use": {"output": {"ok": True}}},
+    )
+
+
+@shape
+async def flow_invalid_wait(r: Recording) -> str:
+    """A wait longer than the longest wait fails with InvalidWait (once an
+    OverflowError that retried the workflow task forever)."""
+    return await r.run_flow(
+        "long-wait", {"steps": [{"id": "w", "type": "wait", "seconds": "{% 1e14 %}"}]}
+    )
+
+
 async def _start_by_name(r: Recording, name: str, label: str) -> str:
     execution_id = f"sdk-{label}-{r.suffix}"
     try:
