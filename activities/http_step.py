@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
+from types import TracebackType
 from typing import Any, NoReturn
 from urllib.parse import quote
 
@@ -67,9 +68,46 @@ def _retry_after(response: httpx.Response) -> timedelta | None:
     return timedelta(seconds=min(max(seconds, 0.0), MAX_RETRY_AFTER))
 
 
-def _failure(message: str, error_type: str, *, retryable: bool, **details: Any) -> ApplicationError:
+class ExpectedFailure(ApplicationError):
+    """An outcome this module classified (a 4xx, a 5xx to retry, a schema mismatch, a
+    refused host, ...): its message says what happened and what to do, so its Temporal
+    failure carries the message alone, without a Python stack trace or the lower-level
+    exception it was raised from (the web UI shows one clear message).
+
+    Temporal's failure converter reads `__traceback__` and `__cause__`/`__context__`;
+    for this class they read as None. The interpreter keeps its own traceback, so the
+    SDK's "Completing activity as failed" log line still has the trace (not the chain).
+    Any other exception leaving the activity keeps its trace and its chain.
+    """
+
+    @property
+    def __traceback__(self) -> TracebackType | None:
+        return None
+
+    @__traceback__.setter
+    def __traceback__(self, value: TracebackType | None) -> None:
+        pass
+
+    @property
+    def __cause__(self) -> BaseException | None:
+        return None
+
+    @__cause__.setter
+    def __cause__(self, value: BaseException | None) -> None:
+        pass
+
+    @property
+    def __context__(self) -> BaseException | None:
+        return None
+
+    @__context__.setter
+    def __context__(self, value: BaseException | None) -> None:
+        pass
+
+
+def _failure(message: str, error_type: str, *, retryable: bool, **details: Any) -> ExpectedFailure:
     details["attempt"] = activity.info().attempt
-    return ApplicationError(
+    return ExpectedFailure(
         message,
         details,
         type=error_type,
@@ -151,7 +189,9 @@ class StepActivities:
 
     async def run(self, call: StepCall) -> dict[str, Any]:
         """One attempt of a step, inside the running activity (`call_service`, or the entry
-        step's first attempt inside `si:start`); a failure raises ApplicationError."""
+        step's first attempt inside `si:start`); a classified failure raises
+        ExpectedFailure, whose message begins with the step (`where`), as the workflow's
+        step failure (workflows/tasks.py `step_failed`) then shows it."""
         where = f"step '{call.step_id}' ({call.service}.{call.spec.name})"
         self._verify(call, where)
 
@@ -489,7 +529,7 @@ class StepActivities:
         return output
 
 
-def _too_large(where: str, limit: int, size: int | None) -> ApplicationError:
+def _too_large(where: str, limit: int, size: int | None) -> ExpectedFailure:
     """Reading stops at the limit: an undeclared size is only known to be over it."""
     what = f"is {size} bytes, over" if size is not None else "passed"
     return _failure(

@@ -9,7 +9,7 @@ schemas) comes in as arguments, so these checks stay pure.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +34,8 @@ _HTTP_CODE = re.compile(r"^HTTP\.[1-5]\d\d$")
 _PROPERTY_AFTER_OUTPUT = re.compile(
     r"\$steps\.(?:`([^`]+)`|([A-Za-z0-9_]+))\.output\.(?:`([^`]+)`|([A-Za-z_][A-Za-z0-9_]*))"
 )
+_UNQUOTED_AFTER_STEPS = re.compile(r"\$steps\.([A-Za-z0-9_][A-Za-z0-9_-]*)")
+"""What follows `$steps.` up to the first character no step id holds, hyphens included."""
 
 OutputSchemas = Callable[[TaskStep], dict[str, Any] | None]
 """The output_schema of a task's action, or None if the registry does not know it."""
@@ -154,16 +156,19 @@ def check_flow(
             problems.extend(_step_problems(step, loc))
             for field, value in _expression_fields(step):
                 for expression in expressions_in(value):
+                    hyphenated = _hyphenated_ids(expression, where)
                     reason = check(expression)
                     if reason:
-                        problems.append(problem([*loc, *field], f"{expression!r} {reason}"))
+                        hint = _backtick_hint(hyphenated.values())
+                        problems.append(problem([*loc, *field], f"{expression!r} {reason}{hint}"))
                         continue
                     for ref in sorted(step_references(expression)):
                         if ref not in where:
+                            hint = _backtick_hint([hyphenated[ref]] if ref in hyphenated else [])
                             problems.append(
                                 problem(
                                     [*loc, *field],
-                                    f"$steps.{ref} names no step of this definition",
+                                    f"$steps.{ref} names no step of this definition{hint}",
                                 )
                             )
                         elif ref not in upstream_of.get(step.id, set()) and not (
@@ -183,8 +188,32 @@ def check_flow(
     for expression in expressions_in(flow.output):
         reason = check(expression)
         if reason:
-            problems.append(problem(["output"], f"{expression!r} {reason}"))
+            hint = _backtick_hint(_hyphenated_ids(expression, where).values())
+            problems.append(problem(["output"], f"{expression!r} {reason}{hint}"))
     return problems, warnings
+
+
+def _hyphenated_ids(expression: str, known: Container[str]) -> dict[str, str]:
+    """Unquoted references to hyphenated step ids: `$steps.extract-text.output` parses as
+    `$steps.extract - text.output`, so it reads step `extract`. Maps each such `extract`
+    to the longest known step id written there (`extract-text`)."""
+    meant: dict[str, str] = {}
+    for written in _UNQUOTED_AFTER_STEPS.findall(expression):
+        parts = written.split("-")
+        for end in range(len(parts), 1, -1):
+            candidate = "-".join(parts[:end])
+            if candidate in known:
+                meant.setdefault(parts[0], candidate)
+                break
+    return meant
+
+
+def _backtick_hint(step_ids: Iterable[str]) -> str:
+    """What to append to a problem caused by unquoted hyphenated step ids (or "")."""
+    quoted = ", ".join(f"$steps.`{step_id}`" for step_id in sorted(set(step_ids)))
+    if not quoted:
+        return ""
+    return f"; did you mean {quoted}? Step ids with '-' are quoted with backticks in expressions"
 
 
 def _step(entry: tuple[_Chain, list[str | int]]) -> Any:

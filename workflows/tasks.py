@@ -151,8 +151,12 @@ def step_failed(
         attempts=attempts + after_attempts if isinstance(attempts, int) else None,
         status_code=details.get("status_code"),
     )
+    # The HTTP step's messages begin with the step already ("step 'each[2].text'
+    # (svc.act) was refused with HTTP 404: ..."): the step is named once, as they say it.
+    head, said, _ = message.partition(f"' ({step.service}.{step.action}) ")
+    named = bool(said) and head.startswith("step '") and "'" not in head[len("step '") :]
     return ApplicationError(
-        f"step '{step.id}' ({step.service}.{step.action}) failed: {message}",
+        message if named else f"step '{step.id}' ({step.service}.{step.action}) failed: {message}",
         failure.model_dump(),
         type=STEP_FAILED,
         non_retryable=True,

@@ -32,9 +32,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from temporalio.api.failure.v1 import Failure
 from temporalio.common import RawValue
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError
+from temporalio.converter import DefaultFailureConverter
+from temporalio.exceptions import ApplicationError, TimeoutType
+from temporalio.exceptions import TimeoutError as TemporalTimeout
 from temporalio.testing import ActivityEnvironment
 
 from activities import http_step
@@ -48,8 +51,9 @@ from activities.http_step import (
 from core import outbound
 from core.devserver import free_port
 from core.outbound import OutboundPolicy
-from definitions.models import ActionSpec, StepCall
+from definitions.models import ActionSpec, PinnedStep, StepCall
 from definitions.signing import step_signature
+from workflows.tasks import step_failed
 
 HOLD_AT_MOST = 10.0
 """Seconds the server holds a request nobody releases (the test fails before that)."""
@@ -1070,3 +1074,103 @@ async def test_endpoint_with_another_scheme_is_refused_without_retrying() -> Non
     error = await failure_of(step_call("file:///etc"))
     assert (error.type, error.non_retryable) == ("OutboundRefused", True)
     assert "not http or https" in error.message
+
+
+# --- failures as Temporal shows them ---------------------------------------------------
+
+STEP = PinnedStep(
+    id="extract",
+    service="text-extraction",
+    action="run",
+    next=None,
+    endpoint="http://127.0.0.1/unused",
+    spec=ActionSpec(name="run"),
+)
+"""The step `step_call` runs, as the workflow holds it."""
+
+
+def as_recorded(error: BaseException) -> tuple[Failure, BaseException]:
+    """The failure the worker records for an error leaving the activity, and the error
+    the workflow reads back from it."""
+    converter = DefaultFailureConverter()
+    payloads = pydantic_data_converter.payload_converter
+    failure = Failure()
+    converter.to_failure(error, payloads, failure)
+    return failure, converter.from_failure(failure, payloads)
+
+
+async def expected_failure(error_type: str, server: Server) -> ApplicationError:
+    """One failure of each family the activity classifies."""
+    token = server.answer(status=200, body=b"{}")
+    if error_type == "ServiceRejected":
+        token = server.answer(status=404, body=b'{"detail": "no such document"}')
+    elif error_type == "ServiceUnavailable":
+        token = server.answer(status=503, body=b'{"detail": "down"}')
+    call = step_call(server.endpoint(token))
+    if error_type == "InputSchemaViolation":
+        call = step_call(server.endpoint(token), input={"text": 5}, input_schema=NEEDS_TEXT)
+    elif error_type == "ServiceUnreachable":
+        call = step_call(f"http://127.0.0.1:{free_port()}/nobody")  # raised from httpx's error
+    policy = OutboundPolicy() if error_type == "OutboundRefused" else None
+    error = await failure_of(call, policy=policy)
+    assert error.type == error_type
+    return error
+
+
+@pytest.mark.parametrize(
+    "error_type",
+    [
+        "ServiceRejected",
+        "ServiceUnavailable",
+        "InputSchemaViolation",
+        "OutboundRefused",
+        "ServiceUnreachable",
+    ],
+)
+async def test_expected_failure_is_recorded_as_its_message_alone(
+    server: Server, error_type: str
+) -> None:
+    error = await expected_failure(error_type, server)
+    failure, seen = as_recorded(error)
+    assert failure.stack_trace == ""
+    assert not failure.HasField("cause")  # no lower-level exception with its own trace
+    assert isinstance(seen, ApplicationError)
+    assert (seen.type, seen.message) == (error_type, error.message)
+    assert seen.message.startswith("step 'extract' (text-extraction.run) ")
+    assert seen.message.count("step 'extract'") == 1
+
+
+async def test_step_failure_names_the_step_once(server: Server) -> None:
+    error = await expected_failure("ServiceRejected", server)
+    _, seen = as_recorded(error)
+    assert isinstance(seen, ApplicationError)
+    failed = step_failed(STEP, seen)
+    assert failed.message == seen.message
+    assert failed.message.startswith(
+        "step 'extract' (text-extraction.run) was refused with HTTP 404"
+    )
+    assert failed.message.count("step 'extract'") == 1
+    assert failed.details[0]["message"] == seen.message  # what `$error.message` reads
+
+
+def test_step_failure_names_the_step_of_a_message_that_does_not() -> None:
+    timeout = TemporalTimeout(
+        "activity StartToClose timeout", type=TimeoutType.START_TO_CLOSE, last_heartbeat_details=[]
+    )
+    failed = step_failed(STEP, timeout)
+    assert failed.message == (
+        "step 'extract' (text-extraction.run) failed: START_TO_CLOSE: activity StartToClose timeout"
+    )
+
+
+async def test_unexpected_exception_keeps_its_stack_trace(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any) -> list[str]:
+        raise RuntimeError("a bug in the worker")
+
+    monkeypatch.setattr(http_step, "_violations", broken)
+    with pytest.raises(RuntimeError) as raised:
+        await run_step(step_call(server.endpoint(server.answer(body=b"{}"))))
+    failure, _ = as_recorded(raised.value)
+    assert "_violations" in failure.stack_trace

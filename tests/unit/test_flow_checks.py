@@ -186,3 +186,58 @@ def test_property_ruled_out_by_output_schema_is_refused_else_warned() -> None:
     assert problems and "allows no property 'nope'" in problems[0]["msg"]
     problems, warnings = check_flow(flow, output_schema=lambda step: {"type": "object"})
     assert problems == [] and "does not declare 'nope'" in warnings[0]["msg"]
+
+
+def test_unquoted_hyphenated_step_id_suggests_backticks() -> None:
+    flow = {
+        "steps": [
+            t("extract-text", next="analyze"),
+            t("analyze", input={"text": "{% $steps.extract-text.output.text %}"}),
+        ]
+    }
+    assert problems_of(flow) == [
+        (
+            ["steps", 1, "input"],
+            "$steps.extract names no step of this definition; did you mean "
+            "$steps.`extract-text`? Step ids with '-' are quoted with backticks in expressions",
+        )
+    ]
+
+
+def test_unquoted_hyphenated_step_id_suggests_the_longest_known_id() -> None:
+    flow = {
+        "steps": [
+            t("get-page", next="get-page-text"),
+            t("get-page-text", next="use"),
+            t("use", input={"x": "{% $steps.get-page-text.output %}"}),
+        ]
+    }
+    [(_, msg)] = problems_of(flow)
+    assert "did you mean $steps.`get-page-text`?" in msg
+
+
+def test_unquoted_hyphenated_step_id_that_does_not_parse_suggests_backticks() -> None:
+    # `$steps.step - 1.output` does not parse: the hint goes with the parse error.
+    flow = {"steps": [t("step-1", next="b"), t("b", input={"x": "{% $steps.step-1.output %}"})]}
+    [(loc, msg)] = problems_of(flow)
+    assert loc == ["steps", 1, "input"] and "does not parse" in msg
+    assert msg.endswith(
+        "did you mean $steps.`step-1`? Step ids with '-' are quoted with backticks in expressions"
+    )
+
+
+def test_quoted_hyphenated_step_id_is_accepted() -> None:
+    flow = {
+        "steps": [
+            t("extract-text", next="analyze"),
+            t("analyze", input={"text": "{% $steps.`extract-text`.output.text %}"}),
+        ]
+    }
+    assert problems_of(flow) == []
+
+
+def test_hyphenated_reference_naming_no_step_suggests_nothing() -> None:
+    flow = {"steps": [t("a", input={"x": "{% $steps.ghost-town.output %}"})]}
+    assert problems_of(flow) == [
+        (["steps", 0, "input"], "$steps.ghost names no step of this definition")
+    ]
