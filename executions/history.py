@@ -19,11 +19,12 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType, PendingActivityState, WorkflowTaskFailedCause
 from temporalio.api.failure.v1 import Failure
-from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.history.v1 import ActivityTaskScheduledEventAttributes, HistoryEvent
 from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError, TimeoutError
 
+from definitions.chain import step_input
 from definitions.contract import (
     LOAD_DEFINITION_ACTIVITY,
     START_ACTIVITY,
@@ -282,7 +283,7 @@ class _Record:
         if definition is not None and definition.flow is not None:
             steps = await self._flow_steps(definition.flow, options, closing, result, error)
         else:
-            steps = await self._steps(definition)
+            steps = await self._steps(definition, input_data)
         if error is not None and error.step_id is not None:
             failed = next(
                 (s for s in reversed(steps) if s.id == error.step_id and s.error is not None),
@@ -391,15 +392,19 @@ class _Record:
                     message=step.message,
                     attempts=step.attempts,
                 )
-            # InvalidStart, a NondeterminismError the worker failed the execution with,
-            # or any other failure: its type and message, as the workflow raised them.
-            error_type = (
-                failure.type
-                if isinstance(failure, ApplicationError) and failure.type
-                else type(failure).__name__
-            )
-            message = failure.message if isinstance(failure, ApplicationError) else str(failure)
-            return None, ExecutionError(error_type=error_type, message=message)
+            # A fail step's error, a flow's own (NoChoiceMatched, InvalidWait, ...: both
+            # name their step in their details), InvalidStart, a NondeterminismError the
+            # worker failed the execution with, or any other failure: its type, message
+            # and step, as the workflow raised them.
+            if isinstance(failure, ApplicationError):
+                details = failure.details[0] if failure.details else None
+                step_id = details.get("step_id") if isinstance(details, dict) else None
+                return None, ExecutionError(
+                    step_id=step_id if isinstance(step_id, str) else None,
+                    error_type=failure.type or type(failure).__name__,
+                    message=failure.message,
+                )
+            return None, ExecutionError(error_type=type(failure).__name__, message=str(failure))
         if status in (
             ExecutionStatus.TIMED_OUT,
             ExecutionStatus.TERMINATED,
@@ -410,7 +415,9 @@ class _Record:
             )
         return None, None
 
-    async def _steps(self, definition: PinnedDefinition | None) -> list[StepState]:
+    async def _steps(self, definition: PinnedDefinition | None, input_data: Any) -> list[StepState]:
+        """The steps of the seed's chain, in chain order, each with its input and output
+        as its task sent and answered them (bounded as a flow's tasks are)."""
         if definition is None:
             return []
         states: dict[str, StepState] = {}
@@ -423,21 +430,42 @@ class _Record:
             )
             order.append(step.id)
             step_id = step.next
+        entry = states[definition.entry]
         by_scheduled: dict[int, StepState] = {}
         # A start by name makes the entry step's first attempt inside `si:start`; the
         # step's own activity, if it had to retry, counts its attempts after that one.
         starts: set[int] = set()
         made_before: dict[str, int] = {}
+        # The workflow input and each step's output so far: what a local activity, whose
+        # marker records no input, was called with (definitions/chain.py).
+        data: dict[str, Any] = dict(input_data) if isinstance(input_data, dict) else {}
+
+        def answered(state: StepState, output: Any) -> None:
+            if output is not None:
+                state.output = bounded(output)
+            if isinstance(output, dict):
+                data.update(output)
+
         for event in self._events:
             kind = event.event_type
             if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 scheduled = event.activity_task_scheduled_event_attributes
                 state: StepState | None
                 if scheduled.activity_type.name == START_ACTIVITY:
-                    state = states[definition.entry]
+                    # A StartCall: its `input` is the workflow input, the entry step's
+                    # input what its schema takes of it, as si:start called it.
+                    state = entry
                     starts.add(event.event_id)
+                    sent = await _call_input(scheduled, self._converter)
+                    state.input = bounded(
+                        step_input(definition.step(entry.id).spec.input_schema, sent)
+                        if isinstance(sent, dict)
+                        else None
+                    )
                 else:
                     state = states.get(scheduled.activity_id)
+                    if state is not None:
+                        state.input = bounded(await _call_input(scheduled, self._converter))
                 if state is not None and scheduled.activity_type.name != LOAD_DEFINITION_ACTIVITY:
                     state.status = "SCHEDULED"
                     by_scheduled[event.event_id] = state
@@ -453,48 +481,64 @@ class _Record:
                 field, closed_status = _ACTIVITY_CLOSING_EVENTS[kind]
                 attributes = getattr(event, field)
                 state = by_scheduled.get(attributes.scheduled_event_id)
+                if state is None:
+                    continue
                 if attributes.scheduled_event_id in starts:
-                    await self._first_attempt(event, states[definition.entry], made_before)
-                elif state is not None:
-                    state.status = closed_status
-                    state.completed_at = _time(event)
-                    failure = getattr(attributes, "failure", None)
-                    if failure is not None and attributes.HasField("failure"):
-                        cause = failure.cause if failure.HasField("cause") else None
-                        state.last_error = failure.message or (cause.message if cause else None)
+                    answered(state, await self._first_attempt(event, state, made_before))
+                    continue
+                state.status = closed_status
+                state.completed_at = _time(event)
+                if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+                    answered(state, await _first(attributes.result.payloads, self._converter))
+                failure = getattr(attributes, "failure", None)
+                if failure is not None and attributes.HasField("failure"):
+                    cause = failure.cause if failure.HasField("cause") else None
+                    state.last_error = failure.message or (cause.message if cause else None)
             elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
                 marker = await local_activity_marker(event, self._converter)
                 state = states.get(marker.activity_id) if marker else None
                 if marker is not None and state is not None:
                     if marker.activity_type == LOAD_DEFINITION_ACTIVITY:
                         continue
-                    # Local activities leave a marker, not activity events.
-                    state.attempts = marker.attempt
+                    # Local activities leave a marker, not activity events; the marker
+                    # records no input: the step's is what the chain's data gave it.
+                    state.attempts = marker.attempt + made_before.get(state.id, 0)
                     state.status = "FAILED" if marker.failure is not None else "COMPLETED"
                     state.completed_at = _time(event)
+                    state.input = bounded(
+                        step_input(definition.step(state.id).spec.input_schema, data)
+                    )
                     if marker.failure is not None:
                         state.last_error = marker.failure.message
+                    else:
+                        answered(state, await _first(marker.result or [], self._converter))
         self._apply_pending(states, made_before)
         return [states[i] for i in order]
 
     async def _first_attempt(
         self, event: HistoryEvent, state: StepState, made_before: dict[str, int]
-    ) -> None:
+    ) -> dict[str, Any] | None:
         """The entry step as `si:start` left it: done, failed once (its own activity
-        retries it, or the execution failed with it), or not run there (PENDING)."""
+        retries it, or the execution failed with it), or not run there (PENDING).
+
+        Returns:
+            The step's output when its first attempt succeeded, else None.
+        """
         first = None
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             first = (await self._start_outcome(event)).first
         if first is None:  # not run inside si:start, or si:start itself failed
             state.status, state.attempts, state.worker, state.started_at = "PENDING", 0, None, None
-            return
+            state.input = None
+            return None
         state.completed_at = _time(event)
         if not first.failed:
             state.status = "COMPLETED"
-            return
+            return first.output or {}
         state.status = "FAILED"
         state.last_error = first.message
         made_before[state.id] = state.attempts
+        return None
 
     async def _flow_steps(
         self,
@@ -654,6 +698,16 @@ async def _first(payloads: Sequence[Any], converter: DataConverter) -> Any:
         return None
 
 
+async def _call_input(
+    scheduled: ActivityTaskScheduledEventAttributes, converter: DataConverter
+) -> Any:
+    """What a task sent, from its scheduled activity's argument: the `input` of its
+    StepCall (of a chain's step or a flow's task); of `si:start`'s StartCall, the
+    workflow input. None when it has none."""
+    call = await _first(scheduled.input.payloads, converter)
+    return call.get("input") if isinstance(call, dict) else None
+
+
 async def _error_of(failure: Failure, converter: DataConverter) -> dict[str, Any]:
     """The `$error` a failed attempt binds (workflows/tasks.py `cause_of`, then
     workflows/interpreter.py `error_binding`), without its step_id."""
@@ -699,12 +753,11 @@ async def _observe(events: Sequence[HistoryEvent], converter: DataConverter) -> 
             scheduled = event.activity_task_scheduled_event_attributes
             if scheduled.activity_type.name in (LOAD_DEFINITION_ACTIVITY, START_ACTIVITY):
                 continue  # a flow's entry step never runs inside si:start
-            call = await _first(scheduled.input.payloads, converter)
             ran = _Ran(
                 key=scheduled.activity_id,
                 first_event=event.event_id,
                 last_event=event.event_id,
-                input=call.get("input") if isinstance(call, dict) else None,
+                input=await _call_input(scheduled, converter),
             )
             activities[event.event_id] = ran
             seen.tasks.setdefault(ran.key, ran)
@@ -996,6 +1049,16 @@ class _FlowWalk:
             **fields,
         )
 
+    def _own_failure(self, step: Any, where: _Where) -> dict[str, Any] | None:
+        """The execution's error as the step's own, when the step raised it (the
+        interpreter names the step in the error's details: a fail step, a failed
+        expression, an invalid wait, no matching choice); None when it did not. A map
+        iteration's failures are its map's, never the execution's."""
+        error = self.error
+        if error is None or error.step_id != step.id or where.iteration is not None:
+            return None
+        return {"type": error.error_type, "message": error.message, "step_id": step.id}
+
     # ------------------------------------------------------------------ chains
 
     def chain(self, steps: list[Any], start: str, where: _Where, after: int) -> tuple[str, int]:
@@ -1039,8 +1102,22 @@ class _FlowWalk:
             child_id = f"{self.execution_id}/{key}"
             ran = self.seen.children.get(child_id)
             fields = {"path": key, "child_execution_id": child_id}
+            if ran is None and key in self.seen.tasks:
+                # A test run's mock: a local activity answered it, no child started.
+                ran, fields = self.seen.tasks[key], {}
         if ran is None:
-            return self._unfinished(), None, after
+            own = self._own_failure(step, where)
+            if own is None:
+                return self._unfinished(), None, after
+            # It failed before its call (its input expression, the workflow depth).
+            called = (
+                {"service": step.service, "action": step.action}
+                if isinstance(step, TaskStep)
+                else {}
+            )
+            failed = self._state(step, where, key, "FAILED", error=own, **called)
+            self._add(failed, after, self.closing_event)
+            return _FAILED, None, self.closing_event or after
         state = self._add(self._from_run(step, where, ran, **fields), after, ran.first_event)
         if state.status == "COMPLETED":
             return "NEXT", step.next, ran.last_event
@@ -1069,9 +1146,9 @@ class _FlowWalk:
         if route is None:
             route = self._terminal(by_id, targets, where)
         state = self._state(step, where, self._path(where, step.id), "COMPLETED", route=route)
-        if route is None and self.error is not None and self.error.error_type == "NoChoiceMatched":
-            state.status = "FAILED"
-            state.error = {"type": self.error.error_type, "message": self.error.message}
+        own = self._own_failure(step, where) if route is None else None
+        if own is not None:  # no rule matched, or a rule's expression failed
+            state.status, state.error = "FAILED", own
         self._add(state, after)
         if route is None:
             return (_FAILED if state.status == "FAILED" else self._unfinished()), None, after
@@ -1079,21 +1156,24 @@ class _FlowWalk:
 
     def _terminal(self, by_id: dict[str, Any], targets: list[str], where: _Where) -> str | None:
         """The route of a choice none of whose targets left an event: where the run
-        continued as new, or a succeed or fail it chose, if exactly one fits how the
-        execution ended."""
+        continued as new, the step the execution failed at (a fail step, or a step that
+        failed before it left an event), or a succeed or fail it chose, if exactly one
+        fits how the execution ended."""
         if where.top and self.continued_at is not None:
             # The run continued as new at a choice's route: it runs in the next run.
             return self.continued_at if self.continued_at in targets else None
+        error = self.error
+        if (
+            self.closing == ExecutionStatus.FAILED
+            and error is not None
+            and error.step_id in targets
+            and where.iteration is None
+        ):
+            return error.step_id
         ends = [t for t in targets if isinstance(by_id.get(t), SucceedStep | FailStep)]
         if where.top:
             if self.closing == ExecutionStatus.COMPLETED:
                 ends = [t for t in ends if isinstance(by_id[t], SucceedStep)]
-            elif self.closing == ExecutionStatus.FAILED and self.error is not None:
-                ends = [
-                    t
-                    for t in ends
-                    if isinstance(by_id[t], FailStep) and by_id[t].error == self.error.error_type
-                ]
             else:
                 ends = []
         return ends[0] if len(ends) == 1 else None
@@ -1107,8 +1187,8 @@ class _FlowWalk:
         if isinstance(step, TaskStep):
             return self._task_key(where, step.id, peek=True) in self.seen.tasks
         if isinstance(step, WorkflowStep):
-            child_id = f"{self.execution_id}/{self._task_key(where, step.id, peek=True)}"
-            return child_id in self.seen.children
+            key = self._task_key(where, step.id, peek=True)
+            return f"{self.execution_id}/{key}" in self.seen.children or key in self.seen.tasks
         if isinstance(step, WaitStep):
             if any(t.step_id == step.id and not t.claimed for t in self.seen.timers):
                 return True
@@ -1130,6 +1210,11 @@ class _FlowWalk:
         if timer is None:
             # No timer: a wait of 0 s (or one not reached yet).
             went_on = step.next is not None and self.ran(by_id, step.next, where, set())
+            own = None if went_on else self._own_failure(step, where)
+            if own is not None:  # an invalid wait: its time, or its expression
+                state = self._state(step, where, self._path(where, step.id), "FAILED", error=own)
+                self._add(state, after, self.closing_event)
+                return _FAILED, None, self.closing_event or after
             if not went_on and not (step.next is None and self.closed):
                 return self._unfinished(), None, after
             self._add(self._state(step, where, self._path(where, step.id), "COMPLETED"), after)
@@ -1156,22 +1241,23 @@ class _FlowWalk:
     def end(self, step: SucceedStep | FailStep, where: _Where, after: int) -> Outcome:
         """A succeed or fail step: it ends its chain (at the top, the execution)."""
         final = where.top and self.closing is not None
-        anchor = self.closing_event if final else None
+        own = self._own_failure(step, where)
+        anchor = self.closing_event if final or own is not None else None
         state = self._state(
             step,
             where,
             self._path(where, step.id),
-            "COMPLETED" if isinstance(step, SucceedStep) else "FAILED",
+            "COMPLETED" if isinstance(step, SucceedStep) and own is None else "FAILED",
         )
         if isinstance(step, SucceedStep):
-            if final and self.closing == ExecutionStatus.COMPLETED:
-                state.output = bounded(self.result)
-            self._add(state, after, anchor)
-            return _DONE, None, anchor or after
-        message = None
-        if final and self.error is not None and self.error.error_type == step.error:
-            message = self.error.message
-        state.error = {"type": step.error, "message": message}
+            if own is None:
+                if final and self.closing == ExecutionStatus.COMPLETED:
+                    state.output = bounded(self.result)
+                self._add(state, after, anchor)
+                return _DONE, None, anchor or after
+            state.error = own  # its output expression failed
+        else:  # the message is known where it failed the execution
+            state.error = own or {"type": step.error, "message": None, "step_id": step.id}
         self._add(state, after, anchor)
         return _FAILED, None, anchor or after
 

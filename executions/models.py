@@ -53,16 +53,25 @@ class StepState(BaseModel):
     """One step of an execution.
 
     For the seed's chain: one per step of the chain, in chain order, with the fields up to
-    `worker`. For a flow (a definition in the workflow language): one per step that ran,
-    in the order it ran: one per task or child workflow run (map iterations and loop
-    runs each their own, told apart by `path`), per wait, per choice, per succeed or fail
-    reached, and one summary per parallel or map step before its branches' or
-    iterations' steps. The fields after `worker` are only answered when they apply.
+    `worker`, and `input` and `output` once the step ran. For a flow (a definition in
+    the workflow language): one per step that ran, in the order it ran: one per task or
+    child workflow run (map iterations and loop runs each their own, told apart by
+    `path`), per wait, per choice, per succeed or fail reached, and one summary per
+    parallel or map step before its branches' or iterations' steps. `service` and
+    `action` are answered for tasks only, the fields after `worker` only when they apply.
     """
 
     id: str
-    service: str = Field(default="", description="empty for a flow step that calls no service")
-    action: str = Field(default="", description="empty for a flow step that calls no service")
+    service: str | None = Field(
+        default=None,
+        exclude_if=_none,
+        description="the service a task calls; absent for a step that calls none",
+    )
+    action: str | None = Field(
+        default=None,
+        exclude_if=_none,
+        description="the action a task calls; absent for a step that calls none",
+    )
     status: str = Field(
         description="PENDING, SCHEDULED, RUNNING, RETRYING, COMPLETED, FAILED, TIMED_OUT, CANCELED"
     )

@@ -1,9 +1,11 @@
 """The record of a flow's execution, built from histories recorded from the real engine
-(tests/replay/histories/0.3.0/flow-*.json): the steps that ran, map iterations and
-parallel branches by index, with their type, status, input and output, error and route."""
+(tests/replay/histories/0.3.0/flow-*.json, and later groups' flows): the steps that ran,
+map iterations and parallel branches by index, with their type, status, input and
+output, error and route."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -17,15 +19,31 @@ from executions.history import bounded, build_record, catch_names
 from executions.models import STEP_VALUE_LIMIT, ExecutionPublic, ExecutionStatus, StepState
 from workflows.interpreter import error_binding, error_names
 
-HISTORIES = Path(__file__).resolve().parents[1] / "replay" / "histories" / "0.3.0"
+ALL_HISTORIES = Path(__file__).resolve().parents[1] / "replay" / "histories"
+HISTORIES = ALL_HISTORIES / "0.3.0"
 WORKFLOW_IDS: dict[str, str] = json.loads((HISTORIES / "workflow-ids.json").read_text())
+FLOW_GROUPS = ("0.3.0", "0.3.1", "0.5.0")
+"""The groups that recorded flows (0.5.0: a succeed in a branch or an iteration ends the
+execution; a mocked workflow step; an invalid wait)."""
 
 
-async def record_of(name: str) -> ExecutionPublic:
-    """The record of a recorded history, under the workflow id it ran with (child
-    workflow ids are made from it), as tests/replay/test_replay.py `load` reads it."""
-    execution_id = WORKFLOW_IDS[name]
-    text = (HISTORIES / f"{name}.json").read_text()
+def workflow_id(name: str, group: str = "0.3.0") -> str:
+    ids: dict[str, str] = json.loads((ALL_HISTORIES / group / "workflow-ids.json").read_text())
+    return ids[name]
+
+
+async def record_of(
+    name: str, group: str = "0.3.0", *, history: dict[str, Any] | None = None
+) -> ExecutionPublic:
+    """The record of a recorded history (or of `history`, one made from it), under the
+    workflow id it ran with (child workflow ids are made from it), as
+    tests/replay/test_replay.py `load` reads it."""
+    execution_id = workflow_id(name, group)
+    text = (
+        json.dumps(history)
+        if history is not None
+        else (ALL_HISTORIES / group / f"{name}.json").read_text()
+    )
     events = WorkflowHistory.from_json(execution_id, text).events
     return await build_record(execution_id, events, None, converter=pydantic_data_converter)
 
@@ -48,7 +66,9 @@ async def test_a_choice_routes_and_tasks_answer_their_input_and_output():
         ("choice", "route", "COMPLETED"),
         ("task", "yes", "COMPLETED"),
     ]
-    assert at(record, "route").route == "yes"
+    route = at(record, "route")
+    assert (route.route, route.service, route.action) == ("yes", None, None)
+    assert not {"service", "action"} & set(route.model_dump(mode="json"))
     fetch = at(record, "fetch")
     assert (fetch.id, fetch.service, fetch.action, fetch.attempts) == ("fetch", "echo", "run", 1)
     assert fetch.input == {"url": "https://example.com/a", "project": "v"}
@@ -156,9 +176,11 @@ async def test_a_fail_step_ends_the_execution_with_its_error():
     assert record.status == ExecutionStatus.FAILED
     assert shape(record) == [("task", "check", "COMPLETED"), ("fail", "stop", "FAILED")]
     stop = at(record, "stop")
-    assert stop.error is not None and stop.error["type"] == "OrderRejected"
-    assert record.error is not None and record.error.error_type == "OrderRejected"
-    assert "n=3" in (stop.error["message"] or "")
+    assert stop.error == {"type": "OrderRejected", "message": "n=3", "step_id": "stop"}
+    assert (stop.service, stop.action) == (None, None)
+    assert record.error is not None
+    assert (record.error.error_type, record.error.message) == ("OrderRejected", "n=3")
+    assert record.error.step_id == "stop"
 
 
 async def test_a_loop_numbers_each_run_of_a_step():
@@ -235,7 +257,8 @@ async def test_a_workflow_step_is_its_child_workflow():
     sub = record.steps[0]
     assert sub.child_execution_id == f"{WORKFLOW_IDS['flow-workflow-step']}/sub"
     assert (sub.input, sub.output) == ({"x": 1}, {"echo": {"x": 1}, "action": "run"})
-    assert (sub.service, sub.action) == ("", "")
+    assert (sub.service, sub.action) == (None, None)
+    assert not {"service", "action"} & set(sub.model_dump(mode="json"))
 
 
 async def test_the_child_a_chain_answers_as_a_chain():
@@ -252,15 +275,26 @@ async def test_the_child_a_chain_answers_as_a_chain():
         "completed_at",
         "last_error",
         "worker",
+        "input",
+        "output",
     }
+    # The same values its parent's workflow step answers for it.
+    parent = await record_of("flow-workflow-step")
+    assert (dumped[0]["input"], dumped[0]["output"]) == (parent.steps[0].input, parent.result)
 
 
 @pytest.mark.parametrize(
-    "name", sorted(p.stem for p in HISTORIES.glob("flow-*.json")), ids=lambda n: n
+    ("group", "name"),
+    [
+        (group, p.stem)
+        for group in FLOW_GROUPS
+        for p in sorted((ALL_HISTORIES / group).glob("flow-*.json"))
+    ],
+    ids=lambda value: value,
 )
-async def test_every_flow_record_is_answerable_and_reads_the_same_twice(name: str):
-    record = await record_of(name)
-    again = await record_of(name)
+async def test_every_flow_record_is_answerable_and_reads_the_same_twice(group: str, name: str):
+    record = await record_of(name, group)
+    again = await record_of(name, group)
     assert again == record
     answered = json.loads(record.model_dump_json())
     for step in answered["steps"]:
@@ -275,9 +309,102 @@ async def test_every_flow_record_is_answerable_and_reads_the_same_twice(name: st
             "succeed",
             "fail",
         )
-        assert set(step) >= {"id", "service", "action", "status", "attempts"}
+        assert set(step) >= {"id", "status", "attempts"}
+        # Only a task (or a chain's step) calls a service.
+        calls = step.get("type") in (None, "task")
+        assert {"service", "action"} & set(step) == ({"service", "action"} if calls else set())
+        if step.get("error") is not None:
+            assert step["error"]["step_id"] == step["id"]
         for value in (step.get("input"), step.get("output")):
             assert len(json.dumps(value).encode()) <= STEP_VALUE_LIMIT + 200
+
+
+async def test_an_invalid_wait_fails_itself_and_the_execution_names_it():
+    record = await record_of("flow-invalid-wait", "0.5.0")
+    assert record.status == ExecutionStatus.FAILED
+    assert shape(record) == [("wait", "w", "FAILED")]
+    error = record.error
+    assert error is not None
+    assert (error.step_id, error.error_type) == ("w", "InvalidWait")
+    assert at(record, "w").error == {
+        "type": "InvalidWait",
+        "message": error.message,
+        "step_id": "w",
+    }
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+async def test_a_step_that_failed_before_its_call_is_the_route_and_the_failed_step():
+    """flow-mapping-choice cut after its choice, failed as the interpreter fails a task
+    whose input expression fails: an ApplicationError naming the step in its details."""
+    history = json.loads((HISTORIES / "flow-mapping-choice.json").read_text())
+    events = history["events"][:10]
+    details = {"step_id": "yes"}
+    events.append(
+        {
+            "eventId": "11",
+            "eventTime": events[-1]["eventTime"],
+            "eventType": "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED",
+            "workflowExecutionFailedEventAttributes": {
+                "failure": {
+                    "message": "step 'yes': the input expression failed: no such field",
+                    "applicationFailureInfo": {
+                        "type": "ExpressionFailed",
+                        "nonRetryable": True,
+                        "details": {
+                            "payloads": [
+                                {
+                                    "metadata": {"encoding": _base64(b"json/plain")},
+                                    "data": _base64(json.dumps(details).encode()),
+                                }
+                            ]
+                        },
+                    },
+                },
+                "workflowTaskCompletedEventId": "10",
+            },
+        }
+    )
+    record = await record_of("flow-mapping-choice", history={"events": events})
+    assert record.status == ExecutionStatus.FAILED
+    assert shape(record) == [
+        ("task", "fetch", "COMPLETED"),
+        ("choice", "route", "COMPLETED"),
+        ("task", "yes", "FAILED"),
+    ]
+    assert at(record, "route").route == "yes"
+    failed = at(record, "yes")
+    assert (failed.service, failed.action, failed.attempts) == ("echo", "run", 0)
+    assert failed.error == {
+        "type": "ExpressionFailed",
+        "message": "step 'yes': the input expression failed: no such field",
+        "step_id": "yes",
+    }
+    assert record.error is not None and record.error.step_id == "yes"
+
+
+async def test_a_mocked_workflow_step_answers_its_mock_and_starts_no_child():
+    record = await record_of("flow-mocked-workflow-step", "0.5.0")
+    assert record.status == ExecutionStatus.COMPLETED
+    assert shape(record) == [("workflow", "sub", "COMPLETED"), ("task", "use", "COMPLETED")]
+    sub = at(record, "sub")
+    assert (sub.output, sub.child_execution_id, sub.service) == ({"v": 3}, None, None)
+    assert at(record, "use").output == record.result == {"ok": True}
+
+
+async def test_a_succeed_in_a_branch_withdraws_the_other_branch():
+    record = await record_of("flow-succeed-in-branch", "0.5.0")
+    assert record.status == ExecutionStatus.COMPLETED
+    assert record.result == {"early": True}
+    assert [(s.type, s.path, s.status, s.branch) for s in record.steps[1:]] == [
+        ("task", "slow-one", "CANCELED", 0),
+        ("task", "quick", "COMPLETED", 1),
+        ("succeed", "done", "COMPLETED", 1),
+    ]
+    assert record.error is None
 
 
 def test_bounded_values_keep_small_ones_and_truncate_large_ones():
