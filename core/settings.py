@@ -51,6 +51,18 @@ class Settings(BaseSettings):
     max_execute_timeout: float = Field(
         default=300.0, gt=0, le=3600, description="the largest ?timeout= an execute may ask for"
     )
+    max_definition_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="the largest workflow definition (steps and top-level fields as JSON) "
+        "the registry checks and stores; a larger one is a 422",
+    )
+    definition_check_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="definitions checked at once per gateway process, each in a worker "
+        "thread; more wait their turn, and other requests are served meanwhile",
+    )
     gateway_limit_concurrency: int = Field(
         default=1000, ge=1, description="requests in flight per gateway process; more get 503"
     )

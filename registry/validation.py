@@ -117,7 +117,7 @@ def validate_flow(
         services: the registered services its tasks name, with their actions.
         workflow_name: used in the messages.
     """
-    locations = _task_locations(flow)
+    locations = step_locations(flow)
 
     def output_schema(step: TaskStep) -> dict[str, Any] | None:
         for action in services.get(step.service, []):
@@ -160,8 +160,8 @@ def validate_flow(
     return problems, warnings
 
 
-def _task_locations(flow: Flow) -> dict[str, list[str | int]]:
-    """Where each task step is in the definition (["steps", 2, "branches", 0, "steps", 1])."""
+def step_locations(flow: Flow) -> dict[str, list[str | int]]:
+    """Where each step is in the definition (["steps", 2, "branches", 0, "steps", 1])."""
     out: dict[str, list[str | int]] = {}
 
     def walk(steps: Sequence[Any], loc: list[str | int]) -> None:

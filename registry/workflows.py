@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
+from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from definitions.flow_graph import chain_graph, flow_graph
 from definitions.graph import Problem, problem, step_order
-from definitions.language import Flow, TaskStep, entry_of, iter_steps
+from definitions.language import Flow, TaskStep, WorkflowStep, entry_of, iter_steps, raw_tasks
 from definitions.models import ActionSpec, PinnedDefinition, PinnedStep, StepSpec
 from definitions.parsing import Parsed, parse_definition, stored_steps
 from registry import services
@@ -25,9 +29,11 @@ from registry.schemas import (
     WorkflowUpdate,
 )
 from registry.tables import ServiceRow, WorkflowRow, WorkflowVersionRow, utcnow
-from registry.validation import validate_flow, validate_steps
+from registry.validation import step_locations, validate_flow, validate_steps
 
 RESOURCE = "workflow"
+
+T = TypeVar("T")
 
 
 def to_public(
@@ -82,30 +88,272 @@ async def _services_named(session: AsyncSession, names: set[str]) -> dict[str, S
     return {row.name: row for row in rows}
 
 
+def definition_size(steps: Sequence[Any], top_level: dict[str, Any]) -> int:
+    """A definition's size: its steps and top-level fields as compact UTF-8 JSON."""
+    document = {"steps": list(steps), **{k: v for k, v in top_level.items() if v is not None}}
+    return len(json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+class DefinitionChecks:
+    """Runs the pure part of a definition's checks (its size, parsing, the language's
+    checks, every expression) in worker threads, so a slow check never holds the event
+    loop; at most `concurrency` run at once, the others wait their turn without blocking.
+
+    Args:
+        max_bytes: the largest definition checked (MAX_DEFINITION_BYTES); a larger one is
+            refused before anything else is done with it.
+        concurrency: checks running at once (DEFINITION_CHECK_CONCURRENCY).
+    """
+
+    def __init__(self, *, max_bytes: int, concurrency: int) -> None:
+        self.max_bytes = max_bytes
+        self._limiter = anyio.CapacityLimiter(concurrency)
+
+    async def parse(self, steps: Sequence[Any], top_level: dict[str, Any]) -> Parsed:
+        """The definition parsed, or the problems that prevent it (its size included)."""
+        return await self._in_thread(partial(self._parse, steps, top_level))
+
+    async def check(
+        self,
+        steps: Sequence[Any],
+        top_level: dict[str, Any],
+        services: dict[str, list[ActionSpec]],
+        *,
+        workflow_name: str,
+    ) -> tuple[Parsed, list[Problem], list[Problem]]:
+        """The definition parsed and checked against `services`: (parsed, problems,
+        warnings); a definition that does not parse has its problems in `parsed.problems`."""
+        return await self._in_thread(
+            partial(self._check, steps, top_level, services, workflow_name=workflow_name)
+        )
+
+    async def _in_thread(self, work: Callable[[], T]) -> T:
+        try:
+            return await anyio.to_thread.run_sync(work, limiter=self._limiter)
+        except RecursionError:
+            # Whatever nests past Python's recursion limit (an expression, a value) cannot
+            # be checked, so it cannot be stored either.
+            raise InvalidDefinitionError(
+                [
+                    problem(
+                        [],
+                        "the definition nests too deeply to be checked; flatten its "
+                        "expressions and values",
+                    )
+                ]
+            ) from None
+
+    def _parse(self, steps: Sequence[Any], top_level: dict[str, Any]) -> Parsed:
+        size = definition_size(steps, top_level)
+        if size > self.max_bytes:
+            return Parsed(
+                problems=[
+                    problem(
+                        [],
+                        f"the definition (steps and top-level fields as JSON) is {size} bytes; "
+                        f"the limit is {self.max_bytes} (MAX_DEFINITION_BYTES): move parts of "
+                        "it into workflows of their own and run them with `workflow` steps",
+                    )
+                ]
+            )
+        return parse_definition(steps, top_level)
+
+    def _check(
+        self,
+        steps: Sequence[Any],
+        top_level: dict[str, Any],
+        services: dict[str, list[ActionSpec]],
+        *,
+        workflow_name: str,
+    ) -> tuple[Parsed, list[Problem], list[Problem]]:
+        parsed = self._parse(steps, top_level)
+        if parsed.problems:
+            return parsed, [], []
+        if parsed.chain is not None:
+            return parsed, validate_steps(parsed.chain, services, workflow_name=workflow_name), []
+        assert parsed.flow is not None
+        problems, warnings = validate_flow(parsed.flow, services, workflow_name=workflow_name)
+        return parsed, problems, warnings
+
+
 async def check_definition(
-    session: AsyncSession, steps: Sequence[Any], top_level: dict[str, Any], name: str
+    session: AsyncSession,
+    steps: Sequence[Any],
+    top_level: dict[str, Any],
+    name: str,
+    *,
+    checks: DefinitionChecks,
+    workflow_id: str | None = None,
 ) -> tuple[Parsed, list[Problem]]:
     """Parse and check a definition against the registry; its warnings.
+
+    The database is read on the event loop; the rest runs in `checks`' threads.
+
+    Args:
+        name: the name the definition is saved under.
+        checks: where the parsing and the pure checks run, and the size limit.
+        workflow_id: the workflow being updated (None for a new one): its stored
+            definition is the one being replaced.
 
     Raises:
         InvalidDefinitionError: with every problem found.
     """
-    parsed = parse_definition(steps, top_level)
+    named = {t["service"] for t in raw_tasks(list(steps)) if isinstance(t["service"], str)}
+    rows = await _services_named(session, named) if named else {}
+    parsed, problems, warnings = await checks.check(
+        steps, top_level, _actions(rows), workflow_name=name
+    )
     if parsed.problems:
         raise InvalidDefinitionError(parsed.problems)
-    if parsed.chain is not None:
-        rows = await _services_named(session, {s.service for s in parsed.chain})
-        actions = _actions(rows)
-        problems = validate_steps(parsed.chain, actions, workflow_name=name)
-        warnings: list[Problem] = []
-    else:
-        assert parsed.flow is not None
-        tasks = [s for s in iter_steps(parsed.flow.steps) if isinstance(s, TaskStep)]
-        rows = await _services_named(session, {t.service for t in tasks})
-        problems, warnings = validate_flow(parsed.flow, _actions(rows), workflow_name=name)
+    if parsed.flow is not None:
+        problems = problems + await _cycle_problems(
+            session, parsed.flow, name=name, workflow_id=workflow_id
+        )
     if problems:
         raise InvalidDefinitionError(problems)
     return parsed, warnings
+
+
+Node = tuple[str, int | None]
+"""A definition a `workflow` step runs: a workflow name, and its version (None: the
+current one)."""
+
+
+def _raw_calls(steps: Any) -> Iterator[Node]:
+    """The `workflow` steps of stored steps (plain JSON), nested ones included."""
+    for step in steps if isinstance(steps, list) else []:
+        if not isinstance(step, dict):
+            continue
+        name, version = step.get("workflow"), step.get("version")
+        if step.get("type") == "workflow" and isinstance(name, str):
+            yield name, version if isinstance(version, int) else None
+        for branch in step.get("branches") or []:
+            if isinstance(branch, dict):
+                yield from _raw_calls(branch.get("steps"))
+        if step.get("type") == "map":
+            yield from _raw_calls(step.get("steps"))
+
+
+async def _call_graph(
+    session: AsyncSession, start: Node, calls: list[Node], *, workflow_id: str | None
+) -> dict[Node, list[Node]]:
+    """Every definition reachable from `start` (the one being saved, which makes `calls`)
+    through `workflow` steps -> the definitions its steps run.
+
+    Each definition is read once, so the walk ends after at most as many reads as there
+    are stored versions. A name no workflow has (yet) runs nothing: it fails when run.
+    """
+    name = start[0]
+    graph: dict[Node, list[Node]] = {start: calls}
+    same: dict[Node, Node] = {}
+    frontier = {c for c in calls if c not in graph}
+    while frontier:
+        rows = await _workflows_named(session, {n for n, _ in frontier if n != name})
+        for node in frontier:
+            graph[node], same[node] = await _calls_of(
+                session, node, rows, start=start, workflow_id=workflow_id
+            )
+        frontier = {c for node in frontier for c in graph[node] if c not in graph}
+    # `b@3` where 3 is b's current version is `b`; the saved workflow's own new version
+    # is the definition being saved.
+    merged: dict[Node, list[Node]] = {}
+    for node, called in graph.items():
+        key = same.get(node, node)
+        if key == node or key not in graph:
+            merged[key] = [same.get(c, c) for c in called]
+    return merged
+
+
+async def _calls_of(
+    session: AsyncSession,
+    node: Node,
+    rows: dict[str, WorkflowRow],
+    *,
+    start: Node,
+    workflow_id: str | None,
+) -> tuple[list[Node], Node]:
+    """What the definition `node` runs, and the node it is the same definition as."""
+    name, version = node
+    if name == start[0]:
+        if version is None or workflow_id is None:
+            return [], start
+        stored = await session.get(WorkflowVersionRow, (workflow_id, version))
+        # A version not stored yet is the one being saved (or none: it fails when run).
+        return ([], start) if stored is None else (list(_raw_calls(stored.steps)), node)
+    row = rows.get(name)
+    if row is None or row.id == workflow_id:  # unknown, or the old name of a renamed one
+        return [], node
+    if version is None or version == row.version:
+        return list(_raw_calls(row.steps)), (name, None)
+    stored = await session.get(WorkflowVersionRow, (row.id, version))
+    return ([] if stored is None else list(_raw_calls(stored.steps))), node
+
+
+async def _workflows_named(session: AsyncSession, names: set[str]) -> dict[str, WorkflowRow]:
+    if not names:
+        return {}
+    rows = await session.execute(select(WorkflowRow).where(WorkflowRow.name.in_(names)))
+    return {row.name: row for row in rows.scalars()}
+
+
+def _cycle(
+    graph: Mapping[Node, list[Node]], start: Node, first: Node, cleared: set[Node]
+) -> list[Node] | None:
+    """A path start -> first -> ... that reaches a node already on it, or None.
+
+    Args:
+        cleared: nodes already known to reach no cycle; grown by this walk.
+    """
+    path = [start]
+    pending = [iter([first])]
+    while pending:
+        node = next(pending[-1], None)
+        if node is None:
+            pending.pop()
+            done = path.pop()
+            if path:
+                cleared.add(done)
+            continue
+        if node in path:
+            return [*path, node]
+        if node in cleared:
+            continue
+        path.append(node)
+        pending.append(iter(graph.get(node, [])))
+    return None
+
+
+def _label(node: Node) -> str:
+    name, version = node
+    return name if version is None else f"{name}@{version}"
+
+
+async def _cycle_problems(
+    session: AsyncSession, flow: Flow, *, name: str, workflow_id: str | None
+) -> list[Problem]:
+    """One problem per `workflow` step of `flow` that leads, through the stored workflows,
+    to a definition already on its way: running it would start children without end."""
+    steps = [s for s in iter_steps(flow.steps) if isinstance(s, WorkflowStep)]
+    if not steps:
+        return []
+    start: Node = (name, None)
+    graph = await _call_graph(
+        session, start, [(s.workflow, s.version) for s in steps], workflow_id=workflow_id
+    )
+    locations = step_locations(flow)
+    cleared: set[Node] = set()
+    problems = []
+    for step, first in zip(steps, graph[start], strict=True):
+        path = _cycle(graph, start, first, cleared)
+        if path is not None:
+            problems.append(
+                problem(
+                    [*locations[step.id], "workflow"],
+                    f"workflow steps form a cycle: {' -> '.join(map(_label, path))}; a "
+                    "workflow cannot run itself, directly or through others",
+                )
+            )
+    return problems
 
 
 def _actions(rows: dict[str, ServiceRow]) -> dict[str, list[ActionSpec]]:
@@ -190,20 +438,25 @@ def _version_row(row: WorkflowRow) -> WorkflowVersionRow:
 
 
 async def create(
-    session: AsyncSession, body: WorkflowCreate
+    session: AsyncSession, body: WorkflowCreate, *, checks: DefinitionChecks
 ) -> tuple[WorkflowRow, bool, list[Problem]]:
     """Store a new workflow at version 1, or return the stored one if it is identical.
 
     Flushed, not committed: the caller commits it in one transaction with the answer it
     stores for the request's Idempotency-Key (gateway/idempotency.py `write_once`).
+
+    Args:
+        checks: where the definition is parsed and checked (check_definition).
     """
-    parsed = parse_definition(body.steps, body.top_level())
     existing = await get_by_name(session, body.name)
     if existing is not None:
+        parsed = await checks.parse(body.steps, body.top_level())
         if not parsed.problems and _same_definition(existing, body, parsed):
             return existing, False, []
         raise _name_taken(existing)
-    parsed, warnings = await check_definition(session, body.steps, body.top_level(), body.name)
+    parsed, warnings = await check_definition(
+        session, body.steps, body.top_level(), body.name, checks=checks
+    )
     now = utcnow()
     row = WorkflowRow(
         id=str(uuid.uuid4()),
@@ -235,11 +488,17 @@ async def create(
 
 
 async def update(
-    session: AsyncSession, workflow_id: str, body: WorkflowUpdate, *, commit: bool = True
+    session: AsyncSession,
+    workflow_id: str,
+    body: WorkflowUpdate,
+    *,
+    checks: DefinitionChecks,
+    commit: bool = True,
 ) -> WorkflowPublic:
     """Apply the fields that are set and commit; a change of steps makes a new version.
 
     Args:
+        checks: where a new definition is parsed and checked (check_definition).
         commit: False leaves the commit to the caller (which adds the Idempotency-Key's
             answer to the same transaction).
 
@@ -272,7 +531,9 @@ async def update(
             else {**stored_top, **{f: getattr(body, f) for f in flow_fields}}
         )
         steps_in = body.steps if body.steps is not None else row.steps
-        parsed, warnings = await check_definition(session, steps_in, top_level, name)
+        parsed, warnings = await check_definition(
+            session, steps_in, top_level, name, checks=checks, workflow_id=row.id
+        )
         steps, flow = stored_steps(parsed), _flow_column(parsed)
         new_version = steps != row.steps or flow != row.flow
         row.steps, row.flow = steps, flow
@@ -481,21 +742,48 @@ async def graph(session: AsyncSession, workflow_id: str, version: int | None) ->
     return chain_graph([StepSpec.model_validate(s) for s in steps])
 
 
-def check_mocks(definition: PinnedDefinition, mocks: dict[str, Any]) -> None:
-    """Every mock names a task step of the definition.
+MOCK_SHAPES = '{"output": {...}} or {"error": {...}}'
+
+
+def _mockable_steps(definition: PinnedDefinition) -> dict[str, str]:
+    """The steps a test run must mock, in definition order -> what each would run."""
+    if definition.flow is None:
+        return {step.id: f"{step.service}.{step.action}" for step in definition.steps}
+    out = {}
+    for step in iter_steps(definition.flow.steps):
+        if isinstance(step, TaskStep):
+            out[step.id] = f"{step.service}.{step.action}"
+        elif isinstance(step, WorkflowStep):
+            out[step.id] = f"workflow {step.workflow}"
+    return out
+
+
+def check_mocks(definition: PinnedDefinition, mocks: Mapping[str, Any]) -> None:
+    """Every task and `workflow` step of the definition has a mock, and every mock names
+    one: a test run calls no service and starts no other workflow.
 
     Raises:
-        InvalidDefinitionError: one problem per mock that names no task step.
+        InvalidDefinitionError: one problem per mock that names no such step, and one per
+            such step without a mock.
     """
-    tasks = {step.id for step in definition.steps}
+    mockable = _mockable_steps(definition)
     problems = [
         problem(
             ["mocks", step_id],
-            f"'{step_id}' is not a task step of workflow '{definition.name}'; task steps: "
-            f"{', '.join(sorted(tasks))}",
+            f"'{step_id}' is not a task or workflow step of workflow '{definition.name}'; "
+            f"its task and workflow steps: {', '.join(mockable)}",
         )
         for step_id in mocks
-        if step_id not in tasks
+        if step_id not in mockable
     ]
+    problems.extend(
+        problem(
+            ["mocks", step_id],
+            f"step '{step_id}' ({runs}) has no mock; a test run calls no service: give every "
+            f"task and workflow step a mock ({MOCK_SHAPES})",
+        )
+        for step_id, runs in mockable.items()
+        if step_id not in mocks
+    )
     if problems:
         raise InvalidDefinitionError(problems)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -58,6 +58,23 @@ from registry.tables import WorkflowRow
 router = APIRouter(prefix="/workflows", tags=["workflows"], responses=error_responses(503))
 
 
+async def get_definition_checks(request: Request) -> workflows.DefinitionChecks:
+    """The process's one DefinitionChecks (its thread limit holds across requests), made
+    from the settings on first use."""
+    state = request.app.state
+    checks: workflows.DefinitionChecks | None = getattr(state, "definition_checks", None)
+    if checks is None:
+        settings = state.settings
+        checks = state.definition_checks = workflows.DefinitionChecks(
+            max_bytes=settings.max_definition_bytes,
+            concurrency=settings.definition_check_concurrency,
+        )
+    return checks
+
+
+ChecksDep = Annotated[workflows.DefinitionChecks, Depends(get_definition_checks)]
+
+
 @router.post(
     "",
     response_model=WorkflowPublic,
@@ -68,12 +85,12 @@ router = APIRouter(prefix="/workflows", tags=["workflows"], responses=error_resp
     },
 )
 async def create_workflow(
-    body: WorkflowCreate, session: SessionDep, idempotency: IdempotencyDep
+    body: WorkflowCreate, session: SessionDep, idempotency: IdempotencyDep, checks: ChecksDep
 ) -> JSONResponse:
     """Store a workflow at version 1 after checking its steps against the registry."""
 
     async def write() -> tuple[int, Any]:
-        row, created, warnings = await workflows.create(session, body)
+        row, created, warnings = await workflows.create(session, body, checks=checks)
         public = workflows.to_public(row, warnings=warnings)
         return (201 if created else 200), jsonable_encoder(public)
 
@@ -88,11 +105,19 @@ async def create_workflow(
     response_model=WorkflowValidation,
     responses=error_responses(400, 413, 415),
 )
-async def validate_workflow(body: WorkflowCreate, session: SessionDep) -> WorkflowValidation:
+async def validate_workflow(
+    body: WorkflowCreate, session: SessionDep, checks: ChecksDep
+) -> WorkflowValidation:
     """Check a definition as POST /api/workflows would, without storing it: 422 with every
     problem, or 200 with the warnings."""
+    existing = await workflows.get_by_name(session, body.name)
     parsed, warnings = await workflows.check_definition(
-        session, body.steps, body.top_level(), body.name
+        session,
+        body.steps,
+        body.top_level(),
+        body.name,
+        checks=checks,
+        workflow_id=existing.id if existing is not None else None,
     )
     return WorkflowValidation(
         kind=parsed.kind, warnings=[workflows.public_problem(w) for w in warnings]
@@ -138,12 +163,16 @@ async def get_workflow(
     responses=error_responses(400, 404, 409, 413, 415),
 )
 async def update_workflow(
-    workflow_id: str, body: WorkflowUpdate, session: SessionDep, idempotency: IdempotencyDep
+    workflow_id: str,
+    body: WorkflowUpdate,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    checks: ChecksDep,
 ) -> JSONResponse:
     """Update the fields sent; new steps make a new version. Running executions keep theirs."""
 
     async def write() -> tuple[int, Any]:
-        updated = await workflows.update(session, workflow_id, body, commit=False)
+        updated = await workflows.update(session, workflow_id, body, checks=checks, commit=False)
         return 200, jsonable_encoder(updated)
 
     status_code, content = await write_once(
@@ -258,9 +287,10 @@ async def test_workflow(
         float | None, Query(gt=0, le=3600, description="seconds to wait for the end")
     ] = None,
 ) -> ExecutionPublic:
-    """Run the definition on the real engine with per-step mocks: a mocked step answers its
-    `output` or fails with its `error` and calls no service; the others run as usual.
-    Answers the execution's record."""
+    """Run the definition on the real engine with per-step mocks: every task and `workflow`
+    step needs one (422 names those without), and answers its `output` or fails with its
+    `error`, so a test run calls no service and starts no other workflow. Answers the
+    execution's record."""
     wait = execute_timeout(timeout, settings)
     definition = await workflows.pin(session, await workflows.get_row(session, workflow_id))
     workflows.check_mocks(definition, body.mocks)

@@ -169,6 +169,7 @@ async def test_test_run_uses_mocks_and_calls_no_mocked_service(api, services, un
     token = services.token()
     svc = f"echo-{unique}"
     await register(api, service(svc, services.endpoint("echo", token), [action("run")]))
+    child = await create_workflow(api, f"mocked-child-{unique}", [_task("inner", svc)])
     workflow = await create_workflow(
         api,
         f"mocked-{unique}",
@@ -180,25 +181,79 @@ async def test_test_run_uses_mocks_and_calls_no_mocked_service(api, services, un
                 input={"v": "{% $steps.first.output.v %}"},
                 catch=[{"errors": ["HTTP.404"], "next": "caught"}],
             ),
-            _task("caught", svc, input={"code": "{% $steps.second.error.status_code %}"}),
+            _task(
+                "caught", svc, input={"code": "{% $steps.second.error.status_code %}"}, next="child"
+            ),
+            {"id": "child", "type": "workflow", "workflow": child["name"]},
         ],
+        output={
+            "code": "{% $steps.second.error.status_code %}",
+            "caught": "{% $steps.caught.output %}",
+            "child": "{% $steps.child.output %}",
+        },
     )
     answer = await api.post(
         f"/workflows/{workflow['id']}/test",
         json={
             "input": {},
-            "mocks": {"first": {"output": {"v": 1}}, "second": {"error": {"status_code": 404}}},
+            "mocks": {
+                "first": {"output": {"v": 1}},
+                "second": {"error": {"status_code": 404}},
+                "caught": {"output": {"noted": True}},
+                "child": {"output": {"from": "child"}},
+            },
         },
     )
     record = answer.json()
     assert answer.status_code == 200, answer.text
     assert record["status"] == "COMPLETED", record
-    assert record["result"]["echo"] == {"code": 404}
-    assert [call.body for call in services.calls[token]] == [{"code": 404}]
+    assert record["result"] == {"code": 404, "caught": {"noted": True}, "child": {"from": "child"}}
+    assert services.calls[token] == []
+    children = await api.get(f"/workflows/{child['id']}/executions")
+    assert children.json()["items"] == []
     bad = await api.post(
         f"/workflows/{workflow['id']}/test", json={"mocks": {"ghost": {"output": {}}}}
     )
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "mocks", "ghost"]
+
+
+async def test_test_run_without_a_mock_for_every_task_and_workflow_step_is_422(
+    api, services, unique
+) -> None:
+    token = services.token()
+    svc = f"echo-{unique}"
+    await register(api, service(svc, services.endpoint("echo", token), [action("run")]))
+    workflow = await create_workflow(
+        api,
+        f"unmocked-{unique}",
+        [
+            _task("first", svc, next="each"),
+            {
+                "id": "each",
+                "type": "map",
+                "items": "{% [1, 2] %}",
+                "steps": [_task("inner", svc)],
+                "next": "child",
+            },
+            {"id": "child", "type": "workflow", "workflow": f"elsewhere-{unique}", "next": "end"},
+            {"id": "end", "type": "succeed"},
+        ],
+    )
+    answer = await api.post(
+        f"/workflows/{workflow['id']}/test", json={"mocks": {"first": {"output": {}}}}
+    )
+    assert answer.status_code == 422, answer.text
+    found = {tuple(p["loc"]): p["msg"] for p in answer.json()["detail"]}
+    assert set(found) == {("body", "mocks", "inner"), ("body", "mocks", "child")}
+    assert found[("body", "mocks", "inner")].startswith(
+        f"step 'inner' ({svc}.run) has no mock; a test run calls no service: give every task "
+        'and workflow step a mock ({"output": {...}} or {"error": {...}})'
+    )
+    assert (
+        f"step 'child' (workflow elsewhere-{unique}) has no mock"
+        in found[("body", "mocks", "child")]
+    )
+    assert services.calls[token] == []
 
 
 async def test_input_schema_is_checked_at_start(api, services, unique) -> None:
