@@ -21,6 +21,7 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from core.logs import configure_logging
 from core.settings import Settings, get_settings
 from gateway.app import create_app
 from gateway.server import guarded_h11
@@ -54,7 +55,8 @@ async def embedded_worker(
 
 
 def main(*, port: int | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # An embedded worker runs activities here: their expected failures log as one line.
+    configure_logging()
     settings = get_settings()
     uvicorn.run(
         create_app(settings, embedded_worker=embedded_worker),

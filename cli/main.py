@@ -15,13 +15,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from typing import IO
 
 from core.devserver import DevServer, wait_for_port
 from core.settings import get_settings
 
 EXAMPLES_ADDRESS = "127.0.0.1:8006"
-"""Where `dev` runs the example services, and the one internal address it lets steps call."""
+"""Where `dev` runs the example services; it adds this address to ALLOWED_HOSTS."""
+PREFIX_WIDTH = len("examples")
+"""`dev` writes each child's lines after its name padded to this width: `worker  | `."""
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -39,15 +43,37 @@ def _dev(args: argparse.Namespace) -> int:
     )
     print(f"starting Temporal dev server on {server.address} (state in {server.db_file})")
     server.start()
-    env = {**os.environ, "DATA_DIR": str(data)}
-    if not args.no_examples and not settings.allowed_hosts:
-        # Outbound calls refuse loopback by default; the dev stack allows exactly its own
-        # example services, nothing else on this machine.
-        env["ALLOWED_HOSTS"] = EXAMPLES_ADDRESS
+    # Unbuffered, so a child's lines reach the console as it writes them, not in blocks.
+    env = {**os.environ, "DATA_DIR": str(data), "PYTHONUNBUFFERED": "1"}
+    if not args.no_examples:
+        # Outbound calls refuse loopback by default; the dev stack allows its own example
+        # services and whatever ALLOWED_HOSTS names, nothing else on this machine.
+        env["ALLOWED_HOSTS"] = with_examples_allowed(settings.allowed_hosts)
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    readers: list[threading.Thread] = []
+    console = threading.Lock()  # held for each line: the children's and ours never mix
+
+    def say(text: str) -> None:
+        with console:
+            print(text, flush=True)
 
     def spawn(name: str, *command: str) -> None:
-        children.append((name, subprocess.Popen([sys.executable, "-m", *command], env=env)))
+        child = subprocess.Popen(
+            [sys.executable, "-m", *command],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        children.append((name, child))
+        assert child.stdout is not None
+        reader = threading.Thread(
+            target=_copy_lines,
+            args=(child.stdout, f"{name:<{PREFIX_WIDTH}}| ", console),
+            name=f"{name}-output",
+            daemon=True,
+        )
+        reader.start()
+        readers.append(reader)
 
     stopping = False
 
@@ -64,19 +90,18 @@ def _dev(args: argparse.Namespace) -> int:
         if not args.no_examples:
             spawn("examples", "examples")
         wait_for_port(settings.gateway_host, settings.gateway_port, timeout=60)
-        print(
+        say(
             f"\nService Integration is up:\n"
             f"  gateway      http://{settings.gateway_host}:{settings.gateway_port}/api "
             f"(OpenAPI: /docs)\n"
             f"  Temporal UI  http://127.0.0.1:{args.ui_port}\n"
             + ("" if args.no_examples else f"  examples     http://{EXAMPLES_ADDRESS}\n")
-            + "Press Ctrl-C to stop.\n",
-            flush=True,
+            + "Press Ctrl-C to stop.\n"
         )
         while not stopping:
             for name, child in children:
                 if child.poll() is not None:
-                    print(f"{name} exited with {child.returncode}; stopping the stack")
+                    say(f"{name} exited with {child.returncode}; stopping the stack")
                     stopping = True
             time.sleep(0.2)
     finally:
@@ -89,9 +114,36 @@ def _dev(args: argparse.Namespace) -> int:
                 child.wait(40)
             except subprocess.TimeoutExpired:
                 child.kill()
+        for reader in readers:
+            reader.join(5)  # the last lines of each child, before "stopped"
         server.stop()
         print("stopped")
     return 0
+
+
+def with_examples_allowed(allowed_hosts: str) -> str:
+    """ALLOWED_HOSTS for the dev stack: the given entries and the example services.
+
+    Args:
+        allowed_hosts: ALLOWED_HOSTS as set (comma-separated; may be empty).
+
+    Returns:
+        The entries, comma-joined, with EXAMPLES_ADDRESS added unless already there.
+    """
+    entries = [e.strip() for e in allowed_hosts.split(",") if e.strip()]
+    if EXAMPLES_ADDRESS not in entries:
+        entries.append(EXAMPLES_ADDRESS)
+    return ",".join(entries)
+
+
+def _copy_lines(stream: IO[bytes], prefix: str, console: threading.Lock) -> None:
+    """Copy a child's output to ours line by line, each line after `prefix`, until EOF."""
+    with stream:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            with console:
+                sys.stdout.write(f"{prefix}{line}\n")
+                sys.stdout.flush()
 
 
 async def _migrate() -> None:
@@ -119,10 +171,15 @@ def main(argv: list[str] | None = None) -> int:
         help="worker processes on the task queue, supervised (default: WORKER_PROCESSES or 1)",
     )
     gateway = commands.add_parser("gateway", help="run the gateway")
-    gateway.add_argument("--port", type=int, default=None)
+    gateway.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="port to listen on (default: GATEWAY_PORT or 8005; the host is GATEWAY_HOST)",
+    )
     examples = commands.add_parser("examples", help="run the example services")
-    examples.add_argument("--port", type=int, default=8006)
-    examples.add_argument("--host", default="127.0.0.1")
+    examples.add_argument("--port", type=int, default=8006, help="port to listen on")
+    examples.add_argument("--host", default="127.0.0.1", help="address to listen on")
     commands.add_parser("migrate", help="apply database migrations")
     args = parser.parse_args(argv)
 

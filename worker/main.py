@@ -26,6 +26,7 @@ from activities.http_step import StepActivities
 from activities.mocks import mock_step
 from activities.shaping import Shaping
 from activities.start import StartActivities
+from core.logs import configure_logging
 from core.outbound import OutboundPolicy
 from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
@@ -175,7 +176,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging()  # an expected step failure is one line (core/logs.py)
     settings = get_settings()
 
     async def _run() -> None:

@@ -197,7 +197,9 @@ def run(processes: int) -> int:
 
         worker_main()
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from core.logs import configure_logging
+
+    configure_logging()  # an expected step failure is one line (core/logs.py)
     from core.settings import get_settings
 
     settings = get_settings()
