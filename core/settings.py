@@ -51,6 +51,24 @@ class Settings(BaseSettings):
     max_execute_timeout: float = Field(
         default=300.0, gt=0, le=3600, description="the largest ?timeout= an execute may ask for"
     )
+    expression_fuel: int = Field(
+        default=100_000, ge=1000, description="units of work one expression evaluation may use"
+    )
+    expression_max_depth: int = Field(
+        default=200, ge=10, le=500, description="how deeply one evaluation may nest"
+    )
+    expression_max_string_length: int = Field(
+        default=1 << 20, ge=1024, description="characters of one string an expression makes"
+    )
+    expression_max_array_length: int = Field(
+        default=100_000, ge=100, description="items of one array an expression makes"
+    )
+    expression_max_object_keys: int = Field(
+        default=10_000, ge=100, description="keys of one object an expression makes"
+    )
+    expression_max_value_size: int = Field(
+        default=4_000_000, ge=10_000, description="items plus characters of one value it makes"
+    )
     max_definition_bytes: int = Field(
         default=256 * 1024,
         ge=1024,

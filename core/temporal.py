@@ -16,13 +16,14 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.codec import EncryptionCodec
-from definitions.contract import WORKFLOW_ID_KEY, WORKFLOW_VERSION_KEY
+from definitions.contract import TEST_RUN_KEY, WORKFLOW_ID_KEY, WORKFLOW_VERSION_KEY
 
 log = logging.getLogger(__name__)
 
 SEARCH_ATTRIBUTES = {
     WORKFLOW_ID_KEY.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
     WORKFLOW_VERSION_KEY.name: IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    TEST_RUN_KEY.name: IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
 }
 
 

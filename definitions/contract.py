@@ -47,6 +47,11 @@ WORKFLOW_VERSION_KEY = SearchAttributeKey.for_int("SiWorkflowVersion")
 """Search attributes on every execution of a stored workflow: the gateway lists a
 workflow's executions by them, and people filter by them in the web UI."""
 
+TEST_RUN_KEY = SearchAttributeKey.for_bool("SiTestRun")
+"""Search attribute set (true) at start on a test run (POST /workflows/{id}/test, every
+task and workflow step mocked), absent on every other execution: lists leave test runs
+out unless asked for them, and their records say `test_run: true`."""
+
 
 class _Tolerant(BaseModel):
     model_config = ConfigDict(extra="ignore")

@@ -5,12 +5,18 @@ Every regex the validator runs (`pattern`, `patternProperties` keys, and through
 time linear in the input (definitions/schema_rules.py): with Python's backtracking `re`,
 `^(a|a)*$` against forty `a` and a `!` froze the worker's event loop for hours. A pattern
 RE2 cannot run (lookaround, backreferences) is reported as a violation, never run.
+
+`format` is asserted, not only annotated: every format JSON Schema defines (date-time,
+date, time, duration, email, idn-email, hostname, idn-hostname, ipv4, ipv6, uri,
+uri-reference, iri, iri-reference, uuid, uri-template, json-pointer,
+relative-json-pointer, regex) is checked in linear time (schema_rules.FORMATS: RE2 and
+stdlib parsers); a format it does not define is an annotation and passes.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -29,7 +35,13 @@ from jsonschema.protocols import Validator
 from jsonschema.validators import extend, validator_for
 from referencing.jsonschema import lookup_recursive_ref
 
-from definitions.schema_rules import UnsupportedPattern, compile_pattern, pattern_problems, search
+from definitions.schema_rules import (
+    FORMATS,
+    UnsupportedPattern,
+    compile_pattern,
+    pattern_problems,
+    search,
+)
 
 __all__ = ["pattern_problems", "validator", "violations"]
 
@@ -252,9 +264,19 @@ def _is_regex(instance: object) -> bool:
     return True
 
 
+def _string_check(check: Callable[[str], bool]) -> Callable[[object], bool]:
+    def checked(instance: object) -> bool:
+        return not isinstance(instance, str) or check(instance)
+
+    return checked
+
+
 def _format_checker() -> FormatChecker:
-    """Every format jsonschema knows; "regex" means a regex this service can run."""
-    checker = FormatChecker()
+    """The formats of schema_rules.FORMATS, and "regex": a regex this service can run.
+    None of jsonschema's own checks (some need packages not installed, some run `re`)."""
+    checker = FormatChecker(formats=())
+    for name, check in FORMATS.items():
+        checker.checks(name)(_string_check(check))
     checker.checks("regex", raises=UnsupportedPattern)(_is_regex)
     return checker
 
@@ -266,21 +288,33 @@ _FORMAT_CHECKER = _format_checker()
 
 
 @lru_cache(maxsize=4096)
-def _compiled(schema_json: str) -> Validator:
+def _compiled(schema_json: str, formats: bool) -> Validator:
     schema = json.loads(schema_json)
     cls = _safe_class(validator_for(schema, default=Draft202012Validator))
-    validator: Validator = cls(schema, format_checker=_FORMAT_CHECKER)
+    validator: Validator = cls(schema, format_checker=_FORMAT_CHECKER if formats else None)
     return validator
 
 
-def validator(schema: dict[str, Any]) -> Validator:
-    return _compiled(json.dumps(schema, sort_keys=True, separators=(",", ":")))
+def validator(schema: dict[str, Any], *, formats: bool = True) -> Validator:
+    """The validator of `schema`, compiled once (per distinct schema) and shared.
+
+    Args:
+        formats: assert `format` (the default); False leaves formats unchecked, as they
+            were before formats were checked (for code that must replay as it ran).
+    """
+    return _compiled(json.dumps(schema, sort_keys=True, separators=(",", ":")), formats)
 
 
-def violations(schema: dict[str, Any], instance: Any, *, limit: int = 5) -> list[str]:
-    """Up to `limit` messages, each naming the path of a value the schema refuses."""
+def violations(
+    schema: dict[str, Any], instance: Any, *, limit: int = 5, formats: bool = True
+) -> list[str]:
+    """Up to `limit` messages, each naming the path of a value the schema refuses.
+
+    Args:
+        formats: as `validator`.
+    """
     found = []
-    for error in validator(schema).iter_errors(instance):
+    for error in validator(schema, formats=formats).iter_errors(instance):
         path = "/".join(str(p) for p in error.absolute_path) or "(root)"
         found.append(f"{path}: {error.message}")
         if len(found) >= limit:

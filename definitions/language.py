@@ -29,6 +29,7 @@ ERROR_NAMES = (
     "Unreachable",
     "OutboundRefused",
     "SchemaMismatch",
+    "ExpressionLimit",
     "ALL",
 )
 """Error names a `catch` may list, besides `HTTP.<code>` (e.g. `HTTP.404`)."""
@@ -273,6 +274,8 @@ def catch_names(error_type: str | None, status_code: int | None) -> set[str]:
         names.add("OutboundRefused")
     elif error_type in ("InputSchemaViolation", "OutputSchemaViolation", "InvalidResponse"):
         names.add("SchemaMismatch")
+    elif error_type == "ExpressionLimit":
+        names.add("ExpressionLimit")
     return names
 
 

@@ -24,11 +24,13 @@ Free of I/O and of temporalio: the registry can import it.
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
+import idna
 import re2
 
 Location = list[str | int]
@@ -407,3 +409,309 @@ def pattern_problems(schema: Any) -> list[tuple[Location, str]]:
                     problems.append(([*loc, "patternProperties", key], message))
         pending.extend(reversed(list(_subschemas(node, loc))))
     return problems
+
+
+# --- formats ----------------------------------------------------------------------------
+#
+# The formats JSON Schema defines (2020-12, section 7.3), checked in time linear in the
+# text: each is an RE2 pattern written from the grammar of its RFC, and, where the
+# grammar is not all (a day of the month, an IPv6 address, an A-label), a stdlib or
+# idna parser. Nothing here runs Python's backtracking `re` on the instance.
+
+_FORMAT_OPTIONS = re2.Options()
+_FORMAT_OPTIONS.log_errors = False
+
+
+def _re2(pattern: str) -> Any:
+    return re2.compile(pattern, options=_FORMAT_OPTIONS)
+
+
+def _full(regex: Any, text: str) -> Any:
+    """`regex` matched against the whole of `text`; lone surrogates read as U+FFFD."""
+    try:
+        return regex.fullmatch(text)
+    except UnicodeEncodeError:
+        clean = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return regex.fullmatch(clean)
+
+
+_DATE = _re2(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_TIME = _re2(r"([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))")
+_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def is_date(text: str) -> bool:
+    """RFC 3339 full-date: YYYY-MM-DD, a day that exists in that month."""
+    found = _full(_DATE, text)
+    if found is None:
+        return False
+    year, month, day = (int(part) for part in found.groups())
+    if not 1 <= month <= 12:
+        return False
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    days = 28 if month == 2 and not leap else _DAYS[month - 1]
+    return 1 <= day <= days
+
+
+def is_time(text: str) -> bool:
+    """RFC 3339 full-time: HH:MM:SS[.frac] and Z or an offset; second 60 only where the
+    time is 23:59 UTC (a leap second)."""
+    found = _full(_TIME, text)
+    if found is None:
+        return False
+    hour, minute, second = (int(found.group(i)) for i in (1, 2, 3))
+    sign = found.group(4)
+    off_hour, off_minute = (int(found.group(i)) for i in (5, 6)) if sign else (0, 0)
+    if hour > 23 or minute > 59 or second > 60 or off_hour > 23 or off_minute > 59:
+        return False
+    if second == 60:
+        offset = (off_hour * 60 + off_minute) * (-1 if sign == "-" else 1)
+        return (hour * 60 + minute - offset) % (24 * 60) == 23 * 60 + 59
+    return True
+
+
+def is_date_time(text: str) -> bool:
+    """RFC 3339 date-time: full-date "T" full-time (t and z in either case)."""
+    date, separator, time = text.partition("T") if "T" in text else text.partition("t")
+    return bool(separator) and is_date(date) and is_time(time)
+
+
+_DURATION_TIME = r"T(?:[0-9]+H(?:[0-9]+M(?:[0-9]+S)?)?|[0-9]+M(?:[0-9]+S)?|[0-9]+S)"
+_DURATION = _re2(
+    r"P(?:(?:[0-9]+D|[0-9]+M(?:[0-9]+D)?|[0-9]+Y(?:[0-9]+M(?:[0-9]+D)?)?)"
+    f"(?:{_DURATION_TIME})?|{_DURATION_TIME}|[0-9]+W)"
+)
+
+
+def is_duration(text: str) -> bool:
+    """RFC 3339 appendix A duration: P1Y2M3DT4H5M6S, P2W, PT1H..."""
+    return _full(_DURATION, text) is not None
+
+
+_UUID = _re2(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+
+
+def is_uuid(text: str) -> bool:
+    """RFC 4122 in its hyphenated form (8-4-4-4-12 hex digits), nothing around it."""
+    return _full(_UUID, text) is not None
+
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = _re2(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
+def is_ipv4(text: str) -> bool:
+    """RFC 2673 dotted-quad: four decimal octets, no leading zeros."""
+    return _full(_IPV4, text) is not None
+
+
+def is_ipv6(text: str) -> bool:
+    """RFC 4291 text form (no zone id), read by the stdlib parser."""
+    if not text.isascii() or "%" in text:
+        return False
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+_LABEL = _re2(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def is_hostname(text: str) -> bool:
+    """RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, at
+    most 63 characters each and 253 in all; a label with -- at its 3rd and 4th
+    characters must be a valid A-label (xn--, RFC 5890)."""
+    if not text or len(text) > 253:
+        return False
+    for label in text.split("."):
+        if _full(_LABEL, label) is None:
+            return False
+        if label[2:4] == "--":
+            if label[:4].lower() != "xn--":
+                return False
+            try:
+                idna.decode(label)
+            except (idna.IDNAError, UnicodeError):
+                return False
+    return True
+
+
+def is_idn_hostname(text: str) -> bool:
+    """RFC 5890 internationalized host name: its A-label form is a host name."""
+    if not text or len(text) > 253:
+        return False  # its A-label form is no shorter (and punycode is quadratic)
+    try:
+        ascii_form = idna.encode(text).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return False
+    return is_hostname(ascii_form)
+
+
+_ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
+_UTF8_NON_ASCII = r"\x{80}-\x{10FFFF}"
+_LOCAL_PART = _re2(
+    rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*"
+    r'|"(?:[\x20\x21\x23-\x5B\x5D-\x7E]|\\[\x20-\x7E])*"'
+)
+_IDN_LOCAL_PART = _re2(
+    rf"[{_ATEXT}{_UTF8_NON_ASCII}]+(?:\.[{_ATEXT}{_UTF8_NON_ASCII}]+)*"
+    rf'|"(?:[\x20\x21\x23-\x5B\x5D-\x7E{_UTF8_NON_ASCII}]|\\[\x20-\x7E])*"'
+)
+
+
+def _mailbox(text: str, *, idn: bool) -> bool:
+    local, at, domain = text.rpartition("@")
+    if not at or _full(_IDN_LOCAL_PART if idn else _LOCAL_PART, local) is None:
+        return False
+    if domain.startswith("[") and domain.endswith("]"):
+        literal = domain[1:-1]
+        if literal[:5].lower() == "ipv6:":
+            return is_ipv6(literal[5:])
+        return is_ipv4(literal)
+    return is_idn_hostname(domain) if idn else is_hostname(domain)
+
+
+def is_email(text: str) -> bool:
+    """RFC 5321 mailbox: a dot-atom or quoted local part, "@", and a host name or an
+    address literal ([192.0.2.1], [IPv6:2001:db8::1])."""
+    return _mailbox(text, idn=False)
+
+
+def is_idn_email(text: str) -> bool:
+    """RFC 6531 mailbox: as `email`, with UTF-8 in the local part and an IDN domain."""
+    return _mailbox(text, idn=True)
+
+
+# RFC 3986 appendix A, as RE2 patterns; RFC 3987 adds ucschar (and iprivate in queries).
+_UCSCHAR = (
+    r"\x{A0}-\x{D7FF}\x{F900}-\x{FDCF}\x{FDF0}-\x{FFEF}\x{10000}-\x{1FFFD}\x{20000}-\x{2FFFD}"
+    r"\x{30000}-\x{3FFFD}\x{40000}-\x{4FFFD}\x{50000}-\x{5FFFD}\x{60000}-\x{6FFFD}"
+    r"\x{70000}-\x{7FFFD}\x{80000}-\x{8FFFD}\x{90000}-\x{9FFFD}\x{A0000}-\x{AFFFD}"
+    r"\x{B0000}-\x{BFFFD}\x{C0000}-\x{CFFFD}\x{D0000}-\x{DFFFD}\x{E1000}-\x{EFFFD}"
+)
+_IPRIVATE = r"\x{E000}-\x{F8FF}\x{F0000}-\x{FFFFD}\x{100000}-\x{10FFFD}"
+
+
+def _uri_patterns(*, iri: bool) -> tuple[Any, Any]:
+    """(absolute, reference) patterns of a URI (or, with `iri`, an IRI). The address
+    of an IP-literal host ([...]) is left to the IPv6 parser (`_uri_like`): no capture
+    group here, so RE2 matches with its DFA."""
+    unreserved = r"A-Za-z0-9\-._~" + (_UCSCHAR if iri else "")
+    sub_delims = r"!$&'()*+,;="
+    pct = r"%[0-9A-Fa-f]{2}"
+    pchar = rf"(?:[{unreserved}{sub_delims}:@]|{pct})"
+    segment_nz_nc = rf"(?:[{unreserved}{sub_delims}@]|{pct})+"
+    query = rf"(?:[{unreserved}{sub_delims}:@/?{_IPRIVATE if iri else ''}]|{pct})*"
+    fragment = rf"(?:[{unreserved}{sub_delims}:@/?]|{pct})*"
+    userinfo = rf"(?:[{unreserved}{sub_delims}:]|{pct})*"
+    ip_literal = rf"\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~{sub_delims}:]+)\]"
+    reg_name = rf"(?:[{unreserved}{sub_delims}]|{pct})*"
+    authority = rf"(?:{userinfo}@)?(?:{ip_literal}|{reg_name})(?::[0-9]*)?"
+    path_abempty = rf"(?:/{pchar}*)*"
+    path_absolute = rf"/(?:{pchar}+(?:/{pchar}*)*)?"
+    path_rootless = rf"{pchar}+(?:/{pchar}*)*"
+    path_noscheme = rf"{segment_nz_nc}(?:/{pchar}*)*"
+    tail = rf"(?:\?{query})?(?:#{fragment})?"
+    hier = rf"(?://{authority}{path_abempty}|{path_absolute}|{path_rootless}|)"
+    relative = rf"(?://{authority}{path_abempty}|{path_absolute}|{path_noscheme}|)"
+    absolute = rf"[A-Za-z][A-Za-z0-9+\-.]*:{hier}{tail}"
+    return _re2(absolute), _re2(rf"{absolute}|{relative}{tail}")
+
+
+_URI, _URI_REFERENCE = _uri_patterns(iri=False)
+_IRI, _IRI_REFERENCE = _uri_patterns(iri=True)
+
+
+_AUTHORITY_LITERAL = _re2(r"(?:[A-Za-z][A-Za-z0-9+\-.]*:)?//(?:[^/?#\[\]@]*@)?\[([^\]]*)\]")
+
+
+def _uri_like(regex: Any, text: str) -> bool:
+    if _full(regex, text) is None:
+        return False
+    if "[" not in text:
+        return True
+    # The grammar let through an IP-literal host: an IPvFuture, or an IPv6 address.
+    literal = _AUTHORITY_LITERAL.match(text)
+    if literal is None:
+        return True
+    address = literal.group(1)
+    return address.startswith("v") or is_ipv6(address)
+
+
+def is_uri(text: str) -> bool:
+    """RFC 3986 URI: a scheme, ":", and the rest (https://example.com/a.pdf, urn:x:y)."""
+    return _uri_like(_URI, text)
+
+
+def is_uri_reference(text: str) -> bool:
+    """RFC 3986 URI-reference: a URI or a relative reference (/a/b, ../c, #frag, "")."""
+    return _uri_like(_URI_REFERENCE, text)
+
+
+def is_iri(text: str) -> bool:
+    """RFC 3987 IRI: a URI that may hold non-ASCII characters."""
+    return _uri_like(_IRI, text)
+
+
+def is_iri_reference(text: str) -> bool:
+    """RFC 3987 IRI-reference."""
+    return _uri_like(_IRI_REFERENCE, text)
+
+
+_VARCHAR = r"(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2})"
+_VARSPEC = rf"{_VARCHAR}(?:\.?{_VARCHAR})*(?::[1-9][0-9]{{0,3}}|\*)?"
+_URI_TEMPLATE = _re2(
+    r"(?:[\x21\x23\x24\x26\x28-\x3B\x3D\x3F-\x5B\x5D\x5F\x61-\x7A\x7E"
+    rf"{_UCSCHAR}{_IPRIVATE}]|%[0-9A-Fa-f]{{2}}"
+    rf"|\{{[+#./;?&=,!@|]?{_VARSPEC}(?:,{_VARSPEC})*\}})*"
+)
+
+
+def is_uri_template(text: str) -> bool:
+    """RFC 6570 URI Template: literals and {expressions} (/users/{id}{?q,page})."""
+    return _full(_URI_TEMPLATE, text) is not None
+
+
+_JSON_POINTER = r"(?:/(?:[^/~]|~[01])*)*"
+_POINTER = _re2(_JSON_POINTER)
+_RELATIVE_POINTER = _re2(rf"(?:0|[1-9][0-9]*)(?:#|{_JSON_POINTER})")
+
+
+def is_json_pointer(text: str) -> bool:
+    """RFC 6901 JSON Pointer: "" or /-separated tokens (~0 and ~1 the only escapes)."""
+    return _full(_POINTER, text) is not None
+
+
+def is_relative_json_pointer(text: str) -> bool:
+    """Relative JSON Pointer: a non-negative integer, then "#" or a JSON Pointer."""
+    return _full(_RELATIVE_POINTER, text) is not None
+
+
+FORMATS: dict[str, Callable[[str], bool]] = {
+    "date-time": is_date_time,
+    "date": is_date,
+    "time": is_time,
+    "duration": is_duration,
+    "email": is_email,
+    "idn-email": is_idn_email,
+    "hostname": is_hostname,
+    "idn-hostname": is_idn_hostname,
+    "ipv4": is_ipv4,
+    "ipv6": is_ipv6,
+    "uri": is_uri,
+    "uri-reference": is_uri_reference,
+    "iri": is_iri,
+    "iri-reference": is_iri_reference,
+    "uuid": is_uuid,
+    "uri-template": is_uri_template,
+    "json-pointer": is_json_pointer,
+    "relative-json-pointer": is_relative_json_pointer,
+    # Draft 3's names of the same formats.
+    "ip-address": is_ipv4,
+    "host-name": is_hostname,
+}
+"""Format name -> its check, for strings (other types pass every format). `regex` is
+checked by json_schema.py with compile_pattern; a format not named here is not checked
+(JSON Schema makes unknown formats annotations)."""

@@ -30,6 +30,7 @@ from core.logs import configure_logging
 from core.outbound import OutboundPolicy
 from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
+from definitions.expressions import ExpressionLimits, configure_limits
 from registry.db import open_database, session_factory
 from workflows.dynamic import StoredWorkflow
 from workflows.integrity import register_signing_key
@@ -123,6 +124,17 @@ def build_worker(
     )
     definitions = DefinitionActivities(
         sessions, signing_key=getattr(settings, "definition_signing_key", "")
+    )
+    # Expressions run on the worker's budget (docs/workflow-language.md, "Limits").
+    configure_limits(
+        ExpressionLimits(
+            fuel=settings.expression_fuel,
+            max_depth=settings.expression_max_depth,
+            max_string_length=settings.expression_max_string_length,
+            max_array_length=settings.expression_max_array_length,
+            max_object_keys=settings.expression_max_object_keys,
+            max_value_size=settings.expression_max_value_size,
+        )
     )
     # Workflow code checks the options it is handed under the same key.
     register_signing_key(settings.task_queue, getattr(settings, "definition_signing_key", ""))

@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError
 with workflow.unsafe.imports_passed_through():
     from definitions.chain import step_input
     from definitions.contract import INVALID_START, STEP_FAILED, StepFailure
-    from definitions.expressions import Evaluator, ExpressionError
+    from definitions.expressions import Evaluator, ExpressionError, ExpressionLimitError
     from definitions.json_schema import violations
     from definitions.language import (
         Catch,
@@ -80,6 +80,10 @@ SUCCEED_ENDS_EXECUTION_PATCH = "succeed-ends-execution"
 """A `succeed` inside a parallel branch or a map iteration ends the whole execution and
 withdraws the work still running; histories recorded before ended only the branch."""
 
+
+EXPRESSION_LIMIT = "ExpressionLimit"
+"""The error type of an expression stopped by its budget (definitions/expressions.py);
+a `catch` on a task routes on it when the task's `input` was stopped."""
 
 SUCCEEDED_KEY = "si:succeeded"
 """A map batch's result when a `succeed` in it ended the execution (a batch otherwise
@@ -311,6 +315,15 @@ class FlowRun:
     def value(self, scope: Scope, value: Any, step_id: str, what: str, **extra: Any) -> Any:
         try:
             return self.evaluator(scope, **extra).value(value)
+        except ExpressionLimitError as exc:
+            # Not retried: the same expression on the same data exhausts the same budget.
+            raise _failure(
+                f"step '{step_id}': the {what} expression was stopped by a limit: {exc.reason}",
+                EXPRESSION_LIMIT,
+                step_id=step_id,
+                field=what,
+                limit=exc.limit,
+            ) from None
         except ExpressionError as exc:
             raise _failure(
                 f"step '{step_id}': the {what} expression failed: {exc}",
@@ -427,7 +440,19 @@ class FlowRun:
     async def task(self, step: TaskStep, scope: Scope) -> tuple[Any, str | None]:
         pinned: PinnedStep = self.tasks[step.id]
         if step.input is not None:
-            body = self.value(scope, step.input, step.id, "input")
+            try:
+                body = self.value(scope, step.input, step.id, "input")
+            except ApplicationError as error:
+                if error.type != EXPRESSION_LIMIT:
+                    raise
+                failure = StepFailure(
+                    step_id=step.id,
+                    service=pinned.service,
+                    action=pinned.action,
+                    error_type=EXPRESSION_LIMIT,
+                    message=error.message,
+                )
+                return self._caught(step, scope, failure, error)
             if not isinstance(body, dict):
                 raise _failure(
                     f"step '{step.id}': its input must evaluate to a JSON object, got "

@@ -669,6 +669,46 @@ async def flow_invalid_wait(r: Recording) -> str:
     )
 
 
+@shape
+async def flow_expression_limit(r: Recording) -> str:
+    """An expression stopped by its budget fails the execution with ExpressionLimit."""
+    return await r.run_flow(
+        "expression-limit",
+        {"steps": [{"id": "s", "type": "succeed", "output": '{% $pad("", 1000000000, "a") %}'}]},
+    )
+
+
+@shape
+async def flow_catch_expression_limit(r: Recording) -> str:
+    """A task whose input is stopped by a limit is routed by its catch; no call is made."""
+    return await r.run_flow(
+        "catch-limit",
+        {
+            "steps": [
+                _task(
+                    "big",
+                    input={"v": "{% [1..10000].[1..10000] %}"},
+                    catch=[{"errors": ["ExpressionLimit"], "next": "fallback"}],
+                ),
+                _task("fallback", input={"why": "{% $steps.big.error.type %}"}),
+            ]
+        },
+    )
+
+
+@shape
+async def flow_map_too_large(r: Recording) -> str:
+    """A map over more than 10,000 items fails with MapTooLarge before any item runs."""
+    return await r.run_flow(
+        "map-too-large",
+        {
+            "steps": [
+                {"id": "each", "type": "map", "items": "{% [0..10000] %}", "steps": [_task("t")]}
+            ]
+        },
+    )
+
+
 async def _start_by_name(r: Recording, name: str, label: str) -> str:
     execution_id = f"sdk-{label}-{r.suffix}"
     try:

@@ -4,6 +4,7 @@ stand-in `<service>.<action>` activities (no HTTP, no gateway, no database)."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -753,3 +754,67 @@ async def test_an_unexpected_error_in_workflow_code_fails_the_execution(run, mon
     cause = failed.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "RecursionError", cause
     assert "injected" in cause.message
+
+
+RUNAWAY_EXPRESSIONS = [
+    "($loop := function($n){ $loop($n+1) }; $loop(0))",
+    "$count([1..10000].[1..10000])",
+    '$length($reduce([1..31], function($a,$b){$a & $a}, "x"))',
+    '$pad("", 1000000000, "a")',
+]
+
+
+@pytest.mark.parametrize("expression", RUNAWAY_EXPRESSIONS)
+async def test_a_runaway_expression_fails_with_expression_limit_and_the_worker_goes_on(
+    run, expression
+) -> None:
+    """Each fails its execution within seconds with ExpressionLimit, naming the step, the
+    field and the limit; a normal execution on the same worker then runs as usual."""
+    normal = {"steps": [task("t", input={"k": 1})]}
+    started = time.perf_counter()
+    await run(normal)
+    usual = time.perf_counter() - started
+    started = time.perf_counter()
+    cause = await failure_of(
+        run, {"steps": [{"id": "s", "type": "succeed", "output": "{% " + expression + " %}"}]}
+    )
+    assert time.perf_counter() - started < 10
+    assert cause.type == "ExpressionLimit", cause
+    assert cause.non_retryable
+    details = cause.details[0]
+    assert details["step_id"] == "s" and details["field"] == "output" and details["limit"]
+    started = time.perf_counter()
+    await run(normal)
+    assert time.perf_counter() - started < usual + 1.0
+
+
+async def test_a_catastrophic_regex_runs_in_linear_time(run) -> None:
+    """`/^(a|a)*$/` backtracks exponentially on Python's re; on RE2 it answers at once."""
+    flow = {
+        "steps": [
+            {
+                "id": "s",
+                "type": "succeed",
+                "output": '{% $contains($pad("", 40, "a") & "b", /^(a|a)*$/) %}',
+            }
+        ]
+    }
+    started = time.perf_counter()
+    assert await run(flow) is False
+    assert time.perf_counter() - started < 10
+
+
+async def test_a_catch_routes_a_task_input_stopped_by_a_limit(run) -> None:
+    flow = {
+        "steps": [
+            task(
+                "big",
+                input={"v": '{% $pad("", 1000000000, "a") %}'},
+                catch=[{"errors": ["ExpressionLimit"], "next": "fallback"}],
+            ),
+            task("fallback", input={"why": "{% $steps.big.error.type %}"}),
+        ]
+    }
+    result = await run(flow)
+    assert result["echo"] == {"why": "ExpressionLimit"}
+    assert [c.step_id for c in run.services.calls] == ["fallback"]
