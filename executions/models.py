@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import difflib
 import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from definitions.json_values import unstorable
 
@@ -22,11 +31,80 @@ class ExecutionStatus(StrEnum):
     TIMED_OUT = "TIMED_OUT"
 
 
+INPUT_FIELD = "input_data"
+INPUT_ALIAS = "input"
+"""The body field of the input, and the alias every execute endpoint takes for it (the
+Step Functions spelling, and that of /test before it took input_data)."""
+
+_INPUT_WRAPPERS = frozenset(
+    {"inputs", "data", "payload", "params", "parameters", "arguments", "args", "body", "variables"}
+)
+"""Names people wrap an input in elsewhere: each is answered "did you mean 'input_data'?"."""
+
+
+def _unknown_field(key: str, *, known: list[str], wrapped: bool) -> str:
+    """What to say of a body field no execute endpoint takes."""
+    close = difflib.get_close_matches(key.lower(), [*known, INPUT_ALIAS], n=1, cutoff=0.8)
+    if close or key.lower() in _INPUT_WRAPPERS:
+        meant = INPUT_FIELD if not close or close[0] == INPUT_ALIAS else close[0]
+        return f"unknown field '{key}'; did you mean '{meant}'?"
+    if not wrapped:
+        return (
+            f"unknown field '{key}': wrap the workflow input in input_data: "
+            '{"input_data": {...}}'
+        )
+    return f"unknown field '{key}'; the body takes {', '.join(known)}"
+
+
 class ExecuteRequest(BaseModel):
-    input_data: dict[str, Any] = Field(default_factory=dict, description="the workflow input")
+    """The body of every endpoint that starts an execution: unknown fields are refused
+    with what was meant (a body sent without its input_data wrapper would otherwise start
+    an execution of the empty input)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_data: dict[str, Any] = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices(INPUT_FIELD, INPUT_ALIAS),
+        description="the workflow input (also taken as `input`)",
+    )
     context: dict[str, Any] = Field(
         default_factory=dict, description="tracing context, e.g. project_id and request_id"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        """422 for each unknown field, saying what was meant, and for an input sent twice."""
+        if not isinstance(data, dict):
+            return data
+        known = list(cls.model_fields)
+        wrapped = INPUT_FIELD in data or INPUT_ALIAS in data
+        problems = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "extra_forbidden", _unknown_field(key, known=known, wrapped=wrapped)
+                ),
+                loc=(key,),
+                input=data[key],
+            )
+            for key in data
+            if key not in known and key != INPUT_ALIAS
+        ]
+        if INPUT_FIELD in data and INPUT_ALIAS in data:
+            problems.append(
+                InitErrorDetails(
+                    type=PydanticCustomError(
+                        "extra_forbidden",
+                        "the input is sent twice; send it once, as input_data (or its alias input)",
+                    ),
+                    loc=(INPUT_ALIAS,),
+                    input=data[INPUT_ALIAS],
+                )
+            )
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return data
 
     @field_validator("input_data", "context")
     @classmethod
@@ -41,6 +119,16 @@ class ExecuteRequest(BaseModel):
 
 def _none(value: Any) -> bool:
     return value is None
+
+
+def _not(value: Any) -> bool:
+    return not value
+
+
+_TEST_RUN = (
+    "present (true) on a test run (POST /api/workflows/{id}/test, every task and workflow "
+    "step mocked); lists leave test runs out unless asked with ?include_tests=true"
+)
 
 
 STEP_VALUE_LIMIT = 4096
@@ -170,6 +258,7 @@ class ExecutionPublic(BaseModel):
     started_at: datetime
     closed_at: datetime | None = None
     steps: list[StepState] = Field(default_factory=list)
+    test_run: bool = Field(default=False, exclude_if=_not, description=_TEST_RUN)
 
 
 class ExecutionSummary(BaseModel):
@@ -181,6 +270,7 @@ class ExecutionSummary(BaseModel):
     status: ExecutionStatus
     started_at: datetime
     closed_at: datetime | None = None
+    test_run: bool = Field(default=False, exclude_if=_not, description=_TEST_RUN)
 
 
 class ExecutionsPage(BaseModel):
@@ -191,8 +281,9 @@ class ExecutionsPage(BaseModel):
     pages: int
     next_page_token: str | None = Field(
         default=None,
-        description="send as ?page_token= for the next page (with the same status); absent "
-        "when no execution follows (a full last page may carry one, to an empty page)",
+        description="send as ?page_token= for the next page (with the same status and "
+        "include_tests); absent when no execution follows (a full last page may carry one, "
+        "to an empty page)",
     )
 
 

@@ -26,12 +26,14 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.converter import decode_typed_search_attributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from definitions.contract import (
     ACTION_EXECUTION_PREFIX,
     CONTRACT_VERSION,
+    TEST_RUN_KEY,
     WORKFLOW_ID_KEY,
     WORKFLOW_VERSION_KEY,
     ExecutionMemo,
@@ -144,8 +146,8 @@ def decode_page_token(key: bytes, query: str, token: str) -> bytes:
     tag, raw = decoded[:_TAG_BYTES], decoded[_TAG_BYTES:]
     if not raw or not hmac.compare_digest(tag, _tag(key, query, raw)):
         raise InvalidPageTokenError(
-            "page_token is not a token this service handed out for this list (same workflow "
-            "and status)"
+            "page_token is not a token this service handed out for this list (same workflow, "
+            "status and include_tests)"
         )
     return raw
 
@@ -180,7 +182,9 @@ class ExecutionService:
         """Start an execution of a pinned definition; an existing id is reused, not restarted.
 
         Args:
-            mocks: a test run (POST /workflows/{id}/test): what mocked steps answer.
+            mocks: a test run (POST /workflows/{id}/test): what mocked steps answer. A
+                test run, even of a definition with nothing to mock ({}), carries the
+                TEST_RUN_KEY search attribute: lists leave it out unless asked.
         """
         workflow_type = (
             definition.name
@@ -193,6 +197,8 @@ class ExecutionService:
                 SearchAttributePair(WORKFLOW_ID_KEY, definition.workflow_id),
                 SearchAttributePair(WORKFLOW_VERSION_KEY, definition.version),
             ]
+        if mocks is not None:
+            attributes.append(SearchAttributePair(TEST_RUN_KEY, True))
         options = ExecutionOptions(
             contract=CONTRACT_VERSION,
             definition=definition,
@@ -293,9 +299,12 @@ class ExecutionService:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise NotFoundError("execution", execution_id) from exc
             raise
-        return await build_record(
+        record = await build_record(
             execution_id, events, description, converter=self._client.data_converter
         )
+        if _is_test_run(events):
+            record.test_run = True
+        return record
 
     async def _run_history(self, execution_id: str, run_id: str | None) -> Sequence[HistoryEvent]:
         """The history of a run (the latest without `run_id`), or, when that run continued
@@ -321,6 +330,7 @@ class ExecutionService:
         page: int,
         per_page: int,
         page_token: str | None = None,
+        include_tests: bool = False,
     ) -> ExecutionsPage:
         """A page of a workflow's executions, newest first, from Temporal visibility.
 
@@ -328,6 +338,7 @@ class ExecutionService:
             page: the page number, when no `page_token` is given; page * per_page must
                 stay within MAX_LIST_OFFSET.
             page_token: the `next_page_token` of the previous page.
+            include_tests: list test runs (TEST_RUN_KEY) too; left out by default.
 
         Raises:
             ValueError: page * per_page is over MAX_LIST_OFFSET.
@@ -341,6 +352,9 @@ class ExecutionService:
             # name needs no quoting: definitions/names.py).
             query = f'({query} OR (WorkflowType = "{name}" AND {WORKFLOW_ID_KEY.name} IS NULL))'
         query += f' AND TaskQueue = "{self._task_queue}"'
+        if not include_tests:
+            # Only test runs set it (to true): every other execution has none.
+            query += f" AND {TEST_RUN_KEY.name} IS NULL"
         if status is not None:
             query += f' AND ExecutionStatus = "{_VISIBILITY_STATUS[status]}"'
         if page_token is not None:
@@ -398,4 +412,14 @@ class ExecutionService:
             status=status_from_temporal(execution.status),
             started_at=execution.start_time,
             closed_at=execution.close_time,
+            test_run=bool(execution.typed_search_attributes.get(TEST_RUN_KEY)),
         )
+
+
+def _is_test_run(events: Sequence[HistoryEvent]) -> bool:
+    """Whether the execution was started as a test run (TEST_RUN_KEY set at start)."""
+    started = events[0].workflow_execution_started_event_attributes
+    if TEST_RUN_KEY.name not in started.search_attributes.indexed_fields:
+        return False
+    attributes = decode_typed_search_attributes(started.search_attributes)
+    return bool(attributes.get(TEST_RUN_KEY))

@@ -35,6 +35,7 @@ from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Query, Request, Response
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.deps import MAX_PER_PAGE, matching_key
@@ -353,6 +354,15 @@ PerPageQuery = Annotated[
 directly: a class dependency is called in a worker thread on every request."""
 
 
+NameQuery = Annotated[
+    str | None,
+    Query(max_length=200, description="only the one with this name (exact match)"),
+]
+
+NamedRow = Callable[[AsyncSession, str], Awaitable[Row | None]]
+"""The registry's lookup of a row by its (unique) name."""
+
+
 async def list_page(
     request: Request,
     table: type[Row],
@@ -362,10 +372,38 @@ async def list_page(
     status: DefinitionStatus | None,
     page: int,
     per_page: int,
+    name: str | None = None,
+    named: NamedRow[Row] | None = None,
 ) -> Response:
     """`cached_listing` of a registry table; a database session is opened only when
-    something must be read."""
+    something must be read.
+
+    Args:
+        name: list only the row of that name (read with `named`; names are unique, so
+            the page holds one row or none), cached under its own key.
+    """
     sessions = request.app.state.sessions
+    if name is not None:
+        assert named is not None
+        status_value = status.value if status is not None else None
+
+        async def read_named() -> BaseModel:
+            # No name holds a NUL, and PostgreSQL would refuse the query (a 503).
+            found = []
+            if "\x00" not in name:
+                async with sessions() as session:
+                    row = await named(session, name)
+                    if row is not None and status_value in (None, row.status):
+                        found = [to_public(row)]
+            return page_model.of(
+                found[(page - 1) * per_page : page * per_page],
+                total=len(found),
+                page=page,
+                per_page=per_page,
+            )
+
+        key = (table.__tablename__, "name", name, status_value, page, per_page)
+        return await cached_read(request, key, read_named)
 
     async def read_page() -> BaseModel:
         async with sessions() as session:
@@ -409,7 +447,11 @@ _STATUSES = {status.value.encode() for status in DefinitionStatus}
 
 def _list_query(query: bytes) -> tuple[str | None, int, int] | None:
     """status, page and per_page of a plain list query string that the list routes
-    would accept as they are; None for anything else (the route then answers it)."""
+    would accept as they are; None for anything else (the route then answers it).
+
+    A `name` filter is left to the route (None): it caches the page of one name under
+    its own key, and only the route decodes the value as it must be decoded.
+    """
     status, page, per_page = None, 1, 20
     seen = set()
     for part in query.split(b"&") if query else ():
@@ -430,7 +472,7 @@ def _list_query(query: bytes) -> tuple[str | None, int, int] | None:
         elif name == b"status" and value in _STATUSES:
             status = value.decode()
         else:
-            return None
+            return None  # `name`, a bad value, junk: the route answers
     return status, page, per_page
 
 

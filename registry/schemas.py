@@ -29,6 +29,7 @@ from definitions.models import (
     StepMock,
     StepSpec,
 )
+from executions.models import ExecuteRequest
 
 T = TypeVar("T")
 
@@ -391,14 +392,14 @@ class WorkflowPublic(BaseModel):
     )
 
 
-class WorkflowTest(_Strict):
-    """POST /api/workflows/{id}/test: an input, and what mocked steps answer."""
+class WorkflowTest(ExecuteRequest):
+    """POST /api/workflows/{id}/test: the body of an execute (input_data, or its alias
+    input, and context), and what mocked steps answer."""
 
-    input: dict[str, Any] = Field(default_factory=dict, description="the workflow input")
-    context: dict[str, Any] = Field(default_factory=dict)
     mocks: dict[str, StepMock] = Field(
         default_factory=dict,
-        description="task step id -> {output} or {error: {type, status_code, message}}",
+        description="task or workflow step id -> {output} or {error: {type, status_code, "
+        "message}}; every task and workflow step must have one",
     )
 
 

@@ -227,11 +227,33 @@ def _same_definition(row: ServiceRow, body: ServiceCreate) -> bool:
     )
 
 
+def is_id(reference: str) -> bool:
+    """Whether `reference` has the shape of an id (a UUID, as the registry makes them)."""
+    try:
+        return str(uuid.UUID(reference)) == reference.lower()
+    except ValueError:
+        return False
+
+
 async def get_row(session: AsyncSession, service_id: str) -> ServiceRow:
-    # No id holds a NUL, and PostgreSQL would refuse the query (a 503, not a 404).
-    row = None if "\x00" in service_id else await session.get(ServiceRow, service_id)
+    """The service `service_id` names: its id, else its name (names are unique).
+
+    Raises:
+        NotFoundError: no service has that id or name.
+    """
+    # No id or name holds a NUL, and PostgreSQL would refuse the query (a 503, not a 404).
+    row = None
+    if "\x00" not in service_id:
+        if is_id(service_id):
+            row = await session.get(ServiceRow, service_id)
+        if row is None:
+            row = await get_by_name(session, service_id)
     if row is None:
-        raise NotFoundError(RESOURCE, service_id, hint="list services with GET /api/services")
+        raise NotFoundError(
+            RESOURCE,
+            service_id,
+            hint="no service has this id or name; list them with GET /api/services",
+        )
     return row
 
 

@@ -361,10 +361,24 @@ def _actions(rows: dict[str, ServiceRow]) -> dict[str, list[ActionSpec]]:
 
 
 async def get_row(session: AsyncSession, workflow_id: str) -> WorkflowRow:
-    # No id holds a NUL, and PostgreSQL would refuse the query (a 503, not a 404).
-    row = None if "\x00" in workflow_id else await session.get(WorkflowRow, workflow_id)
+    """The workflow `workflow_id` names: its id, else its name (names are unique).
+
+    Raises:
+        NotFoundError: no workflow has that id or name.
+    """
+    # No id or name holds a NUL, and PostgreSQL would refuse the query (a 503, not a 404).
+    row = None
+    if "\x00" not in workflow_id:
+        if services.is_id(workflow_id):
+            row = await session.get(WorkflowRow, workflow_id)
+        if row is None:
+            row = await get_by_name(session, workflow_id)
     if row is None:
-        raise NotFoundError(RESOURCE, workflow_id, hint="list workflows with GET /api/workflows")
+        raise NotFoundError(
+            RESOURCE,
+            workflow_id,
+            hint="no workflow has this id or name; list them with GET /api/workflows",
+        )
     return row
 
 
@@ -580,7 +594,7 @@ async def delete(session: AsyncSession, workflow_id: str, *, commit: bool = True
     public = to_public(row)
     for version in (
         await session.execute(
-            select(WorkflowVersionRow).where(WorkflowVersionRow.workflow_id == workflow_id)
+            select(WorkflowVersionRow).where(WorkflowVersionRow.workflow_id == row.id)
         )
     ).scalars():
         await session.delete(version)

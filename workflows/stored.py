@@ -18,7 +18,14 @@ from temporalio.exceptions import ApplicationError
 
 from workflows.integrity import verify_options
 from workflows.interpreter import FlowRun
-from workflows.tasks import HEARTBEAT_TIMEOUT, StepError, cause_of, run_task, step_failed
+from workflows.tasks import (
+    HEARTBEAT_TIMEOUT,
+    StepError,
+    cause_of,
+    run_mock,
+    run_task,
+    step_failed,
+)
 
 with workflow.unsafe.imports_passed_through():
     from definitions.chain import chain_step_call
@@ -45,6 +52,10 @@ START_PATCH = "start-activity"
 """A start by name begins with the `si:start` activity (pin + the entry step's first
 attempt) instead of the `si:load-definition` local activity; histories recorded before
 it replay the local activity."""
+
+CHAIN_MOCKS_PATCH = "chain-mocks"
+"""A test run of a seed chain answers each step's mock (a si:mock-step local activity)
+instead of calling its service; test runs recorded before called the services."""
 
 START_TIMEOUT = timedelta(seconds=3600 + 60)
 """`si:start`'s start-to-close: the longest action timeout (3600 s) and the pin; it runs
@@ -160,9 +171,14 @@ class StoredWorkflowBody:
                 request_id=request_id,
                 signatures=signatures,
             )
+            mock = options.mocks.get(step.id)
             if first is not None:  # the entry step, its first attempt made by si:start
                 output = await self._after_first_attempt(step, call, first)
                 first = None
+            elif mock is not None and workflow.patched(CHAIN_MOCKS_PATCH):
+                # A test run: the step answers its mock and calls no service.
+                answer = await run_mock(step, mock, activity_id=step.id)
+                output = answer if isinstance(answer, dict) else {}
             else:
                 output = await self._run_step(step, call)
             data.update(output)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Response
 from fastapi.exceptions import RequestValidationError
 
 from core.settings import Settings
+from definitions.chain import step_input
 from definitions.json_schema import violations
-from definitions.models import PinnedDefinition, StepMock
+from definitions.language import TaskStep, entry_of
+from definitions.models import PinnedDefinition, PinnedStep, StepMock
 from executions.models import ExecuteRequest, ExecutionPublic, ExecutionStarted
 from executions.service import ExecutionService
 
@@ -44,27 +48,62 @@ def with_request_id(body: ExecuteRequest, request_id: str | None) -> ExecuteRequ
     return body.model_copy(update={"context": {**body.context, "request_id": request_id}})
 
 
+MAX_INPUT_PROBLEMS = 20
+"""Violations a 422 for an input lists at most."""
+
+
+def _entry_task(definition: PinnedDefinition) -> PinnedStep | None:
+    """The step the input goes to whole, and fails at once if its input_schema refuses
+    it: the entry step of a chain (or of a one-action execution), or a flow's entry task
+    without `input` (its input is then taken from the workflow input as in a chain) and
+    without `catch` or `optional` (a failure there could be caught and routed on).
+    None: no step gets the input as it is sent."""
+    if definition.flow is None:
+        return definition.step(definition.entry)
+    entry = entry_of(definition.flow)
+    task = next((s for s in definition.flow.steps if s.id == entry), None)
+    if not isinstance(task, TaskStep) or task.input is not None or task.catch or task.optional:
+        return None
+    return definition.step(task.id)
+
+
+def _problem(message: str) -> dict[str, Any]:
+    return {"loc": ("body", "input_data"), "msg": message, "type": "value_error"}
+
+
 def check_input(definition: PinnedDefinition, body: ExecuteRequest) -> None:
-    """A flow's input_schema, checked before anything starts.
+    """The input, checked before anything starts: against a flow's input_schema, and
+    against the input_schema of the step it goes to first (what that step would get of
+    it: `definitions.chain.step_input`), so an input that step would refuse at once
+    starts no execution that can only fail. Formats are checked (json_schema.py); the
+    validators are the ones the activities use, compiled once per schema.
 
     Raises:
-        RequestValidationError: the input breaks the schema (one entry per violation).
+        RequestValidationError: the input breaks a schema (one entry per violation).
     """
+    data = body.input_data
+    problems: list[dict[str, Any]] = []
     schema = definition.flow.input_schema if definition.flow is not None else None
-    if schema is None:
-        return
-    problems = violations(schema, body.input_data, limit=20)
-    if problems:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("body", "input_data"),
-                    "msg": f"the input does not match the workflow's input_schema: {found}",
-                    "type": "value_error",
-                }
-                for found in problems
-            ]
+    if schema is not None:
+        problems += [
+            _problem(f"the input does not match the workflow's input_schema: {found}")
+            for found in violations(schema, data, limit=MAX_INPUT_PROBLEMS)
+        ]
+    step = _entry_task(definition) if not problems else None
+    if step is not None:
+        what = (
+            f"action '{step.action}' of service '{step.service}'"
+            if definition.kind == "action"
+            else f"step '{step.id}' (action '{step.action}' of service '{step.service}'), "
+            "the first step"
         )
+        schema = step.spec.input_schema
+        problems += [
+            _problem(f"the input does not match the input_schema of {what}: {found}")
+            for found in violations(schema, step_input(schema, data), limit=MAX_INPUT_PROBLEMS)
+        ]
+    if problems:
+        raise RequestValidationError(problems)
 
 
 async def start_and_point(

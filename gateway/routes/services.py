@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
@@ -27,7 +27,14 @@ from gateway.deps import (
 )
 from gateway.errors import error_responses
 from gateway.idempotency import IdempotencyDep, execution_id_for, write_once
-from gateway.read_cache import PageQuery, PerPageQuery, cached_model, cached_read, list_page
+from gateway.read_cache import (
+    NameQuery,
+    PageQuery,
+    PerPageQuery,
+    cached_model,
+    cached_read,
+    list_page,
+)
 from gateway.routes.executing import (
     execute_timeout,
     run_and_answer,
@@ -47,6 +54,8 @@ from registry.schemas import (
 from registry.tables import ServiceRow
 
 router = APIRouter(prefix="/services", tags=["services"], responses=error_responses(503))
+
+ServiceRef = Annotated[str, Path(description="the service's id, or its name")]
 
 LOOKUP_TIMEOUT = 2.0
 """Seconds the registration's policy check waits for a name to resolve; then no warning."""
@@ -161,7 +170,9 @@ async def list_services(
     page: PageQuery = 1,
     per_page: PerPageQuery = 20,
     status: DefinitionStatus | None = None,
+    name: NameQuery = None,
 ) -> Response:
+    """Oldest first; `?name=` lists only the one of that name (names are unique)."""
     return await list_page(
         request,
         ServiceRow,
@@ -170,11 +181,13 @@ async def list_services(
         status=status,
         page=page,
         per_page=per_page,
+        name=name,
+        named=services.get_by_name,
     )
 
 
 @router.get("/{service_id}", response_model=ServicePublic, responses=error_responses(404))
-async def get_service(service_id: str, request: Request, session: SessionDep) -> Response:
+async def get_service(service_id: ServiceRef, request: Request, session: SessionDep) -> Response:
     async def read() -> ServicePublic:
         return services.to_public(await services.get_row(session, service_id))
 
@@ -187,7 +200,7 @@ async def get_service(service_id: str, request: Request, session: SessionDep) ->
     responses=error_responses(400, 404, 409, 413, 415),
 )
 async def update_service(
-    service_id: str,
+    service_id: ServiceRef,
     body: ServiceUpdate,
     session: SessionDep,
     idempotency: IdempotencyDep,
@@ -227,7 +240,7 @@ async def update_service(
 
 @router.delete("/{service_id}", response_model=ServicePublic, responses=error_responses(404, 409))
 async def deregister_service(
-    service_id: str,
+    service_id: ServiceRef,
     session: SessionDep,
     idempotency: IdempotencyDep,
     force: Annotated[
@@ -262,7 +275,7 @@ async def deregister_service(
     },
 )
 async def execute_service_action(
-    service_id: str,
+    service_id: ServiceRef,
     action: str,
     body: ExecuteRequest,
     request: Request,
@@ -304,7 +317,7 @@ async def execute_service_action(
     responses=error_responses(400, 404, 409, 413, 415),
 )
 async def start_service_action(
-    service_id: str,
+    service_id: ServiceRef,
     action: str,
     body: ExecuteRequest,
     request: Request,
@@ -331,7 +344,7 @@ async def start_service_action(
 
 @router.get("/{service_id}/health", responses=error_responses(404))
 async def get_service_health(
-    service_id: str, session: SessionDep, http: HttpDep, settings: SettingsDep
+    service_id: ServiceRef, session: SessionDep, http: HttpDep, settings: SettingsDep
 ) -> dict[str, Any]:
     """Probe the service's health URL (GET {endpoint}{health_path}) with a short timeout.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -36,7 +36,14 @@ from gateway.idempotency import (
     get_idempotency,
     write_once,
 )
-from gateway.read_cache import PageQuery, PerPageQuery, cached_model, cached_read, list_page
+from gateway.read_cache import (
+    NameQuery,
+    PageQuery,
+    PerPageQuery,
+    cached_model,
+    cached_read,
+    list_page,
+)
 from gateway.routes.executing import (
     execute_timeout,
     run_and_answer,
@@ -54,6 +61,8 @@ from registry.schemas import (
     WorkflowValidation,
 )
 from registry.tables import WorkflowRow
+
+WorkflowRef = Annotated[str, Path(description="the workflow's id, or its name")]
 
 router = APIRouter(prefix="/workflows", tags=["workflows"], responses=error_responses(503))
 
@@ -130,7 +139,9 @@ async def list_workflows(
     page: PageQuery = 1,
     per_page: PerPageQuery = 20,
     status: DefinitionStatus | None = None,
+    name: NameQuery = None,
 ) -> Response:
+    """Oldest first; `?name=` lists only the one of that name (names are unique)."""
     return await list_page(
         request,
         WorkflowRow,
@@ -139,12 +150,14 @@ async def list_workflows(
         status=status,
         page=page,
         per_page=per_page,
+        name=name,
+        named=workflows.get_by_name,
     )
 
 
 @router.get("/{workflow_id}", response_model=WorkflowPublic, responses=error_responses(404))
 async def get_workflow(
-    workflow_id: str,
+    workflow_id: WorkflowRef,
     request: Request,
     session: SessionDep,
     version: Annotated[int | None, Query(ge=1, description="an earlier version")] = None,
@@ -163,7 +176,7 @@ async def get_workflow(
     responses=error_responses(400, 404, 409, 413, 415),
 )
 async def update_workflow(
-    workflow_id: str,
+    workflow_id: WorkflowRef,
     body: WorkflowUpdate,
     session: SessionDep,
     idempotency: IdempotencyDep,
@@ -187,7 +200,7 @@ async def update_workflow(
 
 @router.delete("/{workflow_id}", response_model=WorkflowPublic, responses=error_responses(404))
 async def delete_workflow(
-    workflow_id: str, session: SessionDep, idempotency: IdempotencyDep
+    workflow_id: WorkflowRef, session: SessionDep, idempotency: IdempotencyDep
 ) -> JSONResponse:
     """Delete a workflow and its versions. Running executions finish on their pinned copy.
 
@@ -201,6 +214,12 @@ async def delete_workflow(
         session, idempotency, scope=f"DELETE /api/workflows/{workflow_id}", request={}, write=write
     )
     return JSONResponse(content, status_code=status_code)
+
+
+def _execute_scope(definition: PinnedDefinition) -> str:
+    """What an Idempotency-Key of an execute is bound to: the workflow's id, whether the
+    path named it by id or by name."""
+    return f"execute workflow:{definition.workflow_id}"
 
 
 async def pinned(request: Request, session: AsyncSession, workflow_id: str) -> PinnedDefinition:
@@ -222,7 +241,7 @@ async def pinned(request: Request, session: AsyncSession, workflow_id: str) -> P
     },
 )
 async def execute_workflow(
-    workflow_id: str,
+    workflow_id: WorkflowRef,
     body: ExecuteRequest,
     request: Request,
     response: Response,
@@ -242,7 +261,7 @@ async def execute_workflow(
     async with state.sessions() as session:
         definition = await pinned(request, session, workflow_id)
         execution_id = await execution_id_for(
-            session, idempotency, scope=f"execute workflow:{workflow_id}", request=body
+            session, idempotency, scope=_execute_scope(definition), request=body
         )
     return await run_and_answer(
         state.executions,
@@ -259,7 +278,7 @@ async def execute_workflow(
     responses=error_responses(404),
 )
 async def get_workflow_graph(
-    workflow_id: str,
+    workflow_id: WorkflowRef,
     session: SessionDep,
     version: Annotated[int | None, Query(ge=1, description="an earlier version")] = None,
 ) -> dict[str, Any]:
@@ -277,7 +296,7 @@ async def get_workflow_graph(
     },
 )
 async def test_workflow(
-    workflow_id: str,
+    workflow_id: WorkflowRef,
     body: WorkflowTest,
     session: SessionDep,
     executions: ExecutionsDep,
@@ -290,7 +309,8 @@ async def test_workflow(
     """Run the definition on the real engine with per-step mocks: every task and `workflow`
     step needs one (422 names those without), and answers its `output` or fails with its
     `error`, so a test run calls no service and starts no other workflow. Answers the
-    execution's record."""
+    execution's record, marked `test_run: true`; lists of executions leave test runs out
+    unless asked with `?include_tests=true`."""
     wait = execute_timeout(timeout, settings)
     definition = await workflows.pin(session, await workflows.get_row(session, workflow_id))
     workflows.check_mocks(definition, body.mocks)
@@ -298,7 +318,7 @@ async def test_workflow(
     return await run_and_answer(
         executions,
         definition,
-        ExecuteRequest(input_data=body.input, context=body.context),
+        ExecuteRequest(input_data=body.input_data, context=body.context),
         execution_id=new_execution_id(),
         timeout=wait,
         response=response,
@@ -313,7 +333,7 @@ async def test_workflow(
     responses=error_responses(400, 404, 409, 413, 415),
 )
 async def start_workflow_execution(
-    workflow_id: str,
+    workflow_id: WorkflowRef,
     body: ExecuteRequest,
     request: Request,
     session: SessionDep,
@@ -325,7 +345,7 @@ async def start_workflow_execution(
     """Start an execution without waiting; follow it at status_url."""
     definition = await pinned(request, session, workflow_id)
     execution_id = await execution_id_for(
-        session, idempotency, scope=f"execute workflow:{workflow_id}", request=body
+        session, idempotency, scope=_execute_scope(definition), request=body
     )
     await session.close()
     return await start_and_point(
@@ -337,7 +357,7 @@ async def start_workflow_execution(
     "/{workflow_id}/executions", response_model=ExecutionsPage, responses=error_responses(404)
 )
 async def list_workflow_executions(
-    workflow_id: str,
+    workflow_id: WorkflowRef,
     session: SessionDep,
     executions: ExecutionsDep,
     paging: PageDep,
@@ -349,11 +369,15 @@ async def list_workflow_executions(
             description="the next_page_token of the previous page (page is then ignored)",
         ),
     ] = None,
+    include_tests: Annotated[
+        bool, Query(description="list test runs (POST .../test) too; left out by default")
+    ] = False,
 ) -> ExecutionsPage:
-    """A workflow's executions, newest first, read from Temporal visibility.
+    """A workflow's executions, newest first, read from Temporal visibility; test runs
+    only with `?include_tests=true` (marked `test_run: true`).
 
-    Follow `next_page_token` from page to page; `page=` reaches at most MAX_LIST_OFFSET
-    executions deep (page * per_page).
+    Follow `next_page_token` from page to page (with the same status and include_tests);
+    `page=` reaches at most MAX_LIST_OFFSET executions deep (page * per_page).
     """
     page_token = page_token or None
     if page_token is None and paging.page * paging.per_page > MAX_LIST_OFFSET:
@@ -372,10 +396,11 @@ async def list_workflow_executions(
     row = await workflows.get_row(session, workflow_id)
     await session.close()
     return await executions.list(
-        workflow_id=workflow_id,
+        workflow_id=row.id,
         name=row.name,
         status=status,
         page=paging.page,
         per_page=paging.per_page,
         page_token=page_token,
+        include_tests=include_tests,
     )

@@ -162,10 +162,28 @@ async def test_429_with_retry_after_is_retried_after_the_delay_it_asks(api, serv
 
 
 async def test_input_violating_the_schema_fails_the_step_without_calling(api, services, unique):
-    token = services.token()
-    workflow = await _one_step(api, services, unique, "echo", token, input_schema=EXTRACT_INPUT)
+    # A later step: the gateway refuses an input the first step's schema refuses (422,
+    # tests/gateway/test_first_hour.py); the worker checks every step's input.
+    first, token = services.token(), services.token()
+    await register(
+        api, service(f"first-{unique}", services.endpoint("echo", first), [action("run")])
+    )
+    await register(
+        api,
+        service(
+            f"echo-{unique}",
+            services.endpoint("echo", token),
+            [action("run", input_schema=EXTRACT_INPUT)],
+        ),
+    )
+    workflow = await create_workflow(
+        api,
+        f"wf-{unique}",
+        chain(("first", f"first-{unique}", "run"), ("only", f"echo-{unique}", "run")),
+    )
     record = await _execute(api, workflow["id"], {"language": "en"})
     assert record["status"] == "FAILED"
+    assert record["error"]["step_id"] == "only"
     assert record["error"]["error_type"] == "InputSchemaViolation"
     assert "'document_url' is a required property" in record["error"]["message"]
     assert record["error"]["attempts"] == 1

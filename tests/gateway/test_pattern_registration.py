@@ -34,11 +34,22 @@ async def test_the_catastrophic_pattern_is_accepted_and_runs_in_linear_time(
         ),
     )
     assert answer.status_code == 201, answer.text
+    # A later step, checked by the worker (the gateway checks the first step's input and
+    # answers 422: tests/gateway/test_first_hour.py).
+    await api.post(
+        "/services",
+        json=service(
+            f"first-{unique}", services.endpoint("echo", services.token()), [action("run")]
+        ),
+    )
     workflow = await api.post(
         "/workflows",
         json={
             "name": f"evil-{unique}",
-            "steps": [{"id": "only", "service": f"evil-{unique}", "action": "run", "next": None}],
+            "steps": [
+                {"id": "first", "service": f"first-{unique}", "action": "run", "next": "only"},
+                {"id": "only", "service": f"evil-{unique}", "action": "run", "next": None},
+            ],
         },
     )
     record = (
@@ -50,3 +61,4 @@ async def test_the_catastrophic_pattern_is_accepted_and_runs_in_linear_time(
     ).json()
     assert record["status"] == "FAILED"
     assert record["error"]["error_type"] == "InputSchemaViolation"
+    assert record["error"]["step_id"] == "only"

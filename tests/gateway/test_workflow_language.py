@@ -294,3 +294,26 @@ async def test_patch_of_a_flow_makes_a_new_version(api, services, unique) -> Non
     assert record["result"] == {"v": 1}
     first = (await api.get(f"/workflows/{workflow['id']}", params={"version": 1})).json()
     assert "output" not in first
+
+
+async def test_a_test_run_of_a_seed_chain_answers_its_mocks_and_calls_no_service(
+    api, services, unique
+) -> None:
+    token = services.token()
+    svc = f"chain-echo-{unique}"
+    await register(api, service(svc, services.endpoint("echo", token), [action("run")]))
+    workflow = await create_workflow(
+        api, f"mocked-chain-{unique}", chain(("one", svc, "run"), ("two", svc, "run"))
+    )
+    answer = await api.post(
+        f"/workflows/{workflow['id']}/test",
+        json={
+            "input_data": {"a": 1},
+            "mocks": {"one": {"output": {"b": 2}}, "two": {"output": {"done": True}}},
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    record = answer.json()
+    assert record["status"] == "COMPLETED", record
+    assert record["result"] == {"done": True}
+    assert services.calls[token] == []

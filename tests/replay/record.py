@@ -709,6 +709,29 @@ async def flow_map_too_large(r: Recording) -> str:
     )
 
 
+@shape
+async def chain_test_run(r: Recording) -> str:
+    """POST /workflows/{id}/test on a seed chain: each step answers its mock (behind the
+    patch chain-mocks), no service is called."""
+    token = r.services.token()
+    name = f"echo-{token}"
+    await r.api.post(
+        "/services", json=service(name, r.services.endpoint("echo", token), [action("run")])
+    )
+    workflow = await create_workflow(
+        r.api, f"mocked-chain-{token}", chain(("one", name, "run"), ("two", name, "run"))
+    )
+    answer = await r.api.post(
+        f"/workflows/{workflow['id']}/test",
+        json={
+            "input_data": {"a": 1},
+            "mocks": {"one": {"output": {"b": 2}}, "two": {"output": {}}},
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["execution_id"])
+
+
 async def _start_by_name(r: Recording, name: str, label: str) -> str:
     execution_id = f"sdk-{label}-{r.suffix}"
     try:
