@@ -195,10 +195,16 @@ async def test_failure_messages_are_encrypted_too(
     await register(
         secured,
         service(
-            name, services.endpoint("echo", services.token()), [action("run", input_schema=schema)]
+            name,
+            services.endpoint("echo", services.token()),
+            [action("pass"), action("run", input_schema=schema)],
         ),
     )
-    workflow = await create_workflow(secured, f"refused-{unique}", chain(("only", name, "run")))
+    # The gateway checks the entry step's input before starting (422): the typed step
+    # comes second, so the worker refuses it and the failure reaches the history.
+    workflow = await create_workflow(
+        secured, f"refused-{unique}", chain(("first", name, "pass"), ("second", name, "run"))
+    )
     answer = await secured.post(
         f"/workflows/{workflow['id']}/execute", json={"input_data": {"note": marker}}
     )
