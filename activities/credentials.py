@@ -1,6 +1,6 @@
 """Outbound credentials, added by the worker at call time.
 
-A step's call carries its service's credential (registry/services.py seals it): the
+A step's call carries its service's credential (registry/credentials.py seals it): the
 worker looks it up by service name in the registry database, when the call is made, so
 it is never in the activity's input or result, and so never in Temporal's history. The
 lookup is cached for `CACHE_SECONDS` ("no credential" too): a changed credential
@@ -48,15 +48,15 @@ from core.outbound import (
     OutboundRefusedError,
     resolve_checked,
 )
-from registry.schemas import ApiKeyCredential, BasicCredential, OAuth2ClientCredentials
-from registry.services import (
+from registry.credentials import (
     Credential,
     CredentialUnreadableError,
     OpenedCredential,
     codec_of,
-    credential_for_call,
     origin_of,
 )
+from registry.lookups import credential_for_call
+from registry.schemas import ApiKeyCredential, BasicCredential, OAuth2ClientCredentials
 
 CACHE_SECONDS = 15.0
 """How long a worker keeps a service's credential (or the lack of one) in memory."""

@@ -31,26 +31,22 @@ from __future__ import annotations
 import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Any
 
-from sqlalchemy import Executable, bindparam, literal, make_url, select, union_all
+from sqlalchemy import Executable, make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
+from core.signing import definition_signatures
 from definitions.contract import LOAD_DEFINITION_ACTIVITY
 from definitions.models import PinnedDefinition
-from definitions.signing import definition_signatures
-from registry import workflows
 from registry.errors import NotFoundError, NotRunnableError
-from registry.tables import ServiceRow, WorkflowRow
+from registry.lookups import Stamp, pinned_by_name, registry_stamp, stamp_statement
 
 CACHE_SIZE = 1024
 """Definitions kept per worker (least recently used first out)."""
-
-Stamp = tuple[tuple[Any, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -95,44 +91,6 @@ class _SQLiteCommits:
             return cls(str(url.database))
         except sqlite3.Error:
             return None
-
-
-def _stamp_statement(services: tuple[str, ...]) -> Executable:
-    """The stamp query of a workflow (its name bound at execution) using `services`."""
-    workflow_part = select(
-        literal("w").label("kind"),
-        WorkflowRow.id.label("key"),
-        WorkflowRow.version.label("version"),
-        WorkflowRow.status.label("status"),
-        WorkflowRow.updated_at.label("updated_at"),
-    ).where(WorkflowRow.name == bindparam("name"))
-    if not services:
-        return workflow_part
-    service_part = select(
-        literal("s").label("kind"),
-        ServiceRow.name.label("key"),
-        literal(0).label("version"),
-        ServiceRow.status.label("status"),
-        ServiceRow.updated_at.label("updated_at"),
-    ).where(ServiceRow.name.in_(services))
-    return union_all(workflow_part, service_part)
-
-
-async def registry_stamp(
-    connection: AsyncConnection | AsyncSession,
-    name: str,
-    services: tuple[str, ...],
-    statement: Executable | None = None,
-) -> Stamp:
-    """What a pinned definition of `name` depends on, read in one query.
-
-    The workflow row (id, version, status, updated_at) and each of `services` that
-    exists (name, status, updated_at), in a stable order; a missing row is missing.
-    """
-    if statement is None:
-        statement = _stamp_statement(services)
-    rows = (await connection.execute(statement, {"name": name})).all()
-    return tuple(sorted((tuple(row) for row in rows), key=lambda r: (r[0], str(r[1]))))
 
 
 def _services_of(definition: PinnedDefinition) -> tuple[str, ...]:
@@ -221,10 +179,7 @@ class DefinitionActivities:
                 self._cache.move_to_end(key)
                 return cached.definition, cached.result
         async with self._sessions() as session:
-            if version is None:
-                definition = await workflows.pin_by_name(session, name)
-            else:
-                definition = await workflows.pin_version(session, name, version)
+            definition = await pinned_by_name(session, name, version)
         # Loaded from the registry, so as trusted as the gateway's copy: signed here,
         # the steps pass the worker's signature check like a gateway start's.
         signatures = definition_signatures(self._signing_key, definition)
@@ -242,7 +197,7 @@ class DefinitionActivities:
                 definition=definition if known else None,
                 statement=cached.statement
                 if cached is not None and known
-                else _stamp_statement(services),
+                else stamp_statement(services),
                 data_version=data_version if known else None,
             )
             self._cache.move_to_end(key)

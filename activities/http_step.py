@@ -33,8 +33,8 @@ from core.outbound import (
     OutboundRefusedError,
     resolve_checked,
 )
+from core.signing import definition_step_id, signature_matches
 from definitions.models import StepCall
-from definitions.signing import definition_step_id, signature_matches
 
 RETRYABLE_STATUS = frozenset({408, 429})
 HEARTBEAT_EVERY = 1.0
@@ -160,7 +160,7 @@ class StepActivities:
         http: the client every call goes through.
         policy: where calls may go, and how much they may carry.
         signing_key: DEFINITION_SIGNING_KEY; when set, a step runs only with a valid
-            signature (definitions/signing.py).
+            signature (core/signing.py).
         credentials: the services' credentials, added at call time
             (activities/credentials.py); None sends none.
         shaping: the services' load limits, shared by all workers through the registry

@@ -50,7 +50,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from registry.services import ServiceLimits, limits_for_call
+from registry.lookups import ServiceLimits, limits_for_call
 from registry.tables import ServiceBucketRow, ServiceLeaseRow
 
 log = logging.getLogger("activities.shaping")

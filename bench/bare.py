@@ -12,7 +12,7 @@ FastAPI and uvicorn alone.
                             answered as JSON bytes: a floor for f without the ORM,
                             the async driver and model validation (with --database)
 
-Run: `python -m bench.bare --port PORT`.
+Run: `python -m bench.bare --port PORT`; `start(bench)` runs it beside the stack.
 """
 
 from __future__ import annotations
@@ -21,15 +21,22 @@ import argparse
 import asyncio
 import json
 import sqlite3
+import subprocess
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 from fastapi import FastAPI, Query, Response
 
+from core.devserver import free_port
 from definitions.models import ActionSpec
+from harness.stack import wait_until_up
 from registry.schemas import DefinitionStatus, ServicePublic, ServicesPage
+
+if TYPE_CHECKING:
+    from bench.workload import Bench
 
 
 def _page() -> ServicesPage:
@@ -124,6 +131,17 @@ def create_app(database: Path | None = None) -> FastAPI:
         return Response(body, media_type="application/json")
 
     return app
+
+
+def start(bench: Bench) -> tuple[subprocess.Popen[bytes], str]:
+    """The bare app in a process of the stack, reading the registry's SQLite file; its URL."""
+    port = free_port()
+    database = bench.workdir / "registry.db"
+    command = ["bench.bare", "--port", str(port), "--database", str(database)]
+    process = bench.stack.spawn(command, "bare")
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(f"{url}/api", process)  # any answer will do: a 404 of /api/health
+    return process, url
 
 
 def main() -> None:

@@ -7,24 +7,28 @@ timeouts and retry policies, the default data converter and the default sandbox.
 our low-latency mode.
 
 Run a worker for it: `python -m bench.baseline --address HOST:PORT --task-queue Q
---endpoints URL_EXTRACT URL_ANALYZE URL_SUMMARIZE` (the settings of `python -m worker`:
-200 concurrent activities and workflow tasks; `--tuning` adds bench/tuning.py options).
+--endpoint URL` (the settings of `python -m worker`: 200 concurrent activities and
+workflow tasks); it posts each call to `<URL>/<extract|analyze|summarize>`, the
+`document` behaviour of harness/services.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import signal
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     import httpx
+
+if TYPE_CHECKING:
+    from bench.workload import Bench
 
 
 @dataclass
@@ -65,14 +69,14 @@ class SummarizeOutput:
 
 
 class ServiceActivities:
-    """The three calls; `endpoints` maps extract/analyze/summarize to base URLs."""
+    """The three calls, each a POST to `<endpoint>/<its name>`."""
 
-    def __init__(self, http: httpx.AsyncClient, endpoints: dict[str, str]) -> None:
+    def __init__(self, http: httpx.AsyncClient, endpoint: str) -> None:
         self._http = http
-        self._endpoints = endpoints
+        self._endpoint = endpoint
 
-    async def _post(self, service: str, body: dict) -> dict:
-        response = await self._http.post(f"{self._endpoints[service]}/{service}", json=body)
+    async def _post(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self._http.post(f"{self._endpoint}/{action}", json=body)
         response.raise_for_status()
         return response.json()
 
@@ -85,12 +89,6 @@ class ServiceActivities:
     async def analyze(self, input: AnalyzeInput) -> AnalyzeOutput:
         out = await self._post("analyze", {"text": input.text})
         return AnalyzeOutput(sentiment=out["sentiment"], score=out["score"])
-
-    @activity.defn
-    async def load_config(self, name: str) -> dict:
-        """A no-op local activity (bench only): the floor cost of recording a value
-        looked up at start, as our by-name start records its definition."""
-        return {"name": name, "steps": ["extract", "analyze", "summarize"]}
 
     @activity.defn
     async def summarize(self, input: SummarizeInput) -> SummarizeOutput:
@@ -132,21 +130,6 @@ class DocumentPipeline:
 
 
 @workflow.defn
-class DocumentPipelineRecorded:
-    """DocumentPipeline after one no-op local activity: what recording a lookup costs."""
-
-    @workflow.run
-    async def run(self, input: PipelineInput) -> SummarizeOutput:
-        await workflow.execute_local_activity_method(
-            ServiceActivities.load_config,
-            "document-pipeline",
-            start_to_close_timeout=TIMEOUT,
-            retry_policy=RETRY,
-        )
-        return await DocumentPipeline().run(input)
-
-
-@workflow.defn
 class DocumentPipelineLocal:
     """The same three calls as local activities (no task-queue round trip per call)."""
 
@@ -172,41 +155,37 @@ class DocumentPipelineLocal:
         )
 
 
-@workflow.defn
-class Empty:
-    """No activity: the cost of starting a workflow and running one workflow task."""
+def baseline_command(bench: Bench) -> list[str]:
+    """`python -m` arguments of this worker against `bench`'s dev server and stubs."""
+    from bench.workload import BASELINE_TASK_QUEUE  # not at the top: the sandbox imports this
 
-    @workflow.run
-    async def run(self, input: PipelineInput) -> str:
-        return input.document_url
+    return [
+        "bench.baseline",
+        "--address",
+        bench.server.address,
+        "--task-queue",
+        BASELINE_TASK_QUEUE,
+        "--endpoint",
+        bench.document_endpoint,
+    ]
 
 
-async def run_worker(
-    address: str, task_queue: str, endpoints: dict[str, str], tuning: dict, stop: asyncio.Event
-) -> None:
+async def run_worker(address: str, task_queue: str, endpoint: str, stop: asyncio.Event) -> None:
     from temporalio.client import Client
     from temporalio.worker import Worker
-
-    from bench.tuning import worker_options
 
     client = await Client.connect(address)
     limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
     async with httpx.AsyncClient(limits=limits) as http:
-        activities = ServiceActivities(http, endpoints)
+        activities = ServiceActivities(http, endpoint)
         worker = Worker(
             client,
             task_queue=task_queue,
-            workflows=[DocumentPipeline, DocumentPipelineRecorded, DocumentPipelineLocal, Empty],
-            activities=[
-                activities.extract,
-                activities.analyze,
-                activities.summarize,
-                activities.load_config,
-            ],
+            workflows=[DocumentPipeline, DocumentPipelineLocal],
+            activities=[activities.extract, activities.analyze, activities.summarize],
             # The settings `python -m worker` uses (WORKER_MAX_CONCURRENT_* defaults).
             max_concurrent_activities=200,
             max_concurrent_workflow_tasks=200,
-            **worker_options(tuning),
         )
         async with worker:
             print("ready", flush=True)
@@ -217,17 +196,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--address", required=True)
     parser.add_argument("--task-queue", required=True)
-    parser.add_argument("--endpoints", nargs=3, required=True, metavar="URL")
-    parser.add_argument("--tuning", default="{}", help="JSON of bench.tuning worker options")
+    parser.add_argument("--endpoint", required=True, metavar="URL")
     args = parser.parse_args()
-    endpoints = dict(zip(("extract", "analyze", "summarize"), args.endpoints, strict=True))
 
     async def _run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_worker(args.address, args.task_queue, endpoints, json.loads(args.tuning), stop)
+        await run_worker(args.address, args.task_queue, args.endpoint, stop)
 
     asyncio.run(_run())
 

@@ -12,11 +12,12 @@
    times each, and each side's requests/s is its requests over its seconds. Target:
    f / g >= 0.50.
 
-Everything runs on 127.0.0.1 in a temp folder: the stack of bench/stack.py (dev server
-with the recommended preset, stubs, `python -m worker`, `python -m cli gateway` with its
-SQLite registry, the bare app). The load generator is wrk when installed, else the
-minimal keep-alive client of bench/registry_load.py `run_raw` in a child process (httpx
-would spend more CPU per request than the endpoints it measures).
+Everything runs on 127.0.0.1 in a temp folder: the tests' stack (bench/workload.py
+`running_stack` and `serve`: the dev server, the stub services, `python -m cli gateway` with
+its SQLite registry, `python -m worker`) and the bare app. The load generator is wrk
+when installed, else the minimal keep-alive client of bench/registry_load.py `run_raw`
+in a child process (httpx would spend more CPU per request than the endpoints it
+measures).
 """
 
 from __future__ import annotations
@@ -26,34 +27,29 @@ import asyncio
 import json
 import shutil
 import subprocess
-import tempfile
-import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import gateway_path, registry_load
-from bench.procs import machine, wait_for_quiet
+from bench import bare, gateway_path, registry_load
+from bench.procs import cpu_seconds, machine, wait_for_quiet
 from bench.rawhttp import RawClient
-from bench.run import INPUT, _quiet_sdk_logs, pin
-from bench.stack import TASK_QUEUE, Stack
 from bench.stats import Latencies, interleaved
-from bench.tuning import RECOMMENDED_SERVER
+from bench.workload import (
+    INPUT,
+    REGISTERED_SERVICES,
+    TASK_QUEUE,
+    Bench,
+    log,
+    pin,
+    quiet_sdk_logs,
+    running_stack,
+    serve,
+)
 from core.temporal import connect
 from executions.models import ExecuteRequest
 from executions.service import ExecutionService
-
-
-class GatewayStack(Stack):
-    """bench/stack.py's stack, with the stubs on 127.0.0.1 allowed by the outbound policy
-    (which refuses loopback addresses unless ALLOWED_HOSTS names them)."""
-
-    def env(self) -> dict[str, str]:
-        return {**super().env(), "ALLOWED_HOSTS": "127.0.0.1"}
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def py_spy(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes] | None:
@@ -69,13 +65,15 @@ def py_spy(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes] | Non
     )
 
 
-async def execute_phase(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
-    assert stack.server is not None
-    ours = await connect(stack.server.address, "default")
-    pinned = await pin(stack.database_url, "bench-doc")
+async def execute_phase(
+    args: argparse.Namespace, bench: Bench, workflow_ids: dict[str, str]
+) -> dict[str, Any]:
+    ours = await connect(bench.server.address, "default")
+    pinned = await pin(bench.database_url, "bench-doc")
     service = ExecutionService(ours, task_queue=TASK_QUEUE)
     raw = RawClient()
-    workflow_id = stack.workflow_ids["bench-doc"]
+    workflow_id = workflow_ids["bench-doc"]
+    gateway_url = bench.stack.url
 
     async def sdk() -> None:
         handle = await service.start(
@@ -86,7 +84,7 @@ async def execute_phase(args: argparse.Namespace, stack: Stack) -> dict[str, Any
     async def gateway() -> None:
         body = await raw.json(
             "POST",
-            f"{stack.gateway_url}/workflows/{workflow_id}/execute?timeout=60",
+            f"{gateway_url}/workflows/{workflow_id}/execute?timeout=60",
             json_body={"input_data": INPUT},
         )
         if body["status"] != "COMPLETED":
@@ -103,14 +101,14 @@ async def execute_phase(args: argparse.Namespace, stack: Stack) -> dict[str, Any
         await service.get(execution_id)
 
     async def http_floor() -> None:
-        await raw.json("GET", f"{stack.gateway_url}/workflows/{workflow_id}")
+        await raw.json("GET", f"{gateway_url}/workflows/{workflow_id}")
 
-    quiet = wait_for_quiet(stack.pids(), threshold=0.3, max_wait=20)
+    quiet = wait_for_quiet(bench.pids(), threshold=0.3, max_wait=20)
     log(f"execute: {args.rounds} rounds of c' and d, interleaved")
     profiler = None
     if args.profile:
-        assert stack.gateway is not None
-        profiler = py_spy(stack.gateway.pid, args.profile / "execute.txt", args.rounds * 0.15)
+        gateway_pid = bench.stack.gateways[0][0].pid
+        profiler = py_spy(gateway_pid, args.profile / "execute.txt", args.rounds * 0.15)
     results = await interleaved(
         {
             "c'": sdk,
@@ -124,20 +122,23 @@ async def execute_phase(args: argparse.Namespace, stack: Stack) -> dict[str, Any
         profiler.wait()
     raw.close()
     log("execute: the steps of POST /execute, timed one by one in this process")
-    steps = await gateway_path.measure(stack, ours, name="bench-doc", rounds=args.rounds // 3)
+    steps = await gateway_path.measure(
+        ours, database_url=bench.database_url, workflow_id=workflow_id, rounds=args.rounds // 3
+    )
     return {"latencies": results, "background_cores": quiet, "steps": steps}
 
 
-async def list_phase(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
+async def list_phase(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
     log(f"registry: inserting {args.services} services")
-    ids, _ = await registry_load.insert_services(stack.database_url, args.services)
+    ids, _ = await registry_load.insert_services(bench.database_url, args.services)
     per_page = 20
-    pages = (args.services + len(stack.endpoints) * 2 + per_page - 1) // per_page
+    pages = (args.services + REGISTERED_SERVICES + per_page - 1) // per_page
     list_paths = [f"/api/services?page={p}&per_page={per_page}" for p in range(1, pages + 1)]
-    root = stack.gateway_url.removesuffix("/api")
+    gateway, gateway_url = bench.stack.gateways[0]
+    bare_app, bare_url = bare.start(bench)
     plans = {
-        "f: list pages": (root, list_paths, stack.gateway),
-        "g: bare /api/ping": (stack.bare_url, ["/api/ping"], stack.bare),
+        "f: list pages": (gateway_url.removesuffix("/api"), list_paths, gateway),
+        "g: bare /api/ping": (bare_url, ["/api/ping"], bare_app),
     }
 
     async def run(name: str, seconds: float) -> registry_load.LoadResult:
@@ -149,7 +150,7 @@ async def list_phase(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
                 paths,
                 seconds=int(seconds),
                 connections=args.connections,
-                workdir=stack.workdir,
+                workdir=bench.workdir,
             )
         return await registry_load.run_raw(
             name, base_url, paths, seconds=seconds, connections=args.connections
@@ -162,19 +163,18 @@ async def list_phase(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     }
     quiet = []
     for index in range(args.passes):
-        for name, (_, _, child) in plans.items():
-            quiet.append(wait_for_quiet(stack.pids(), threshold=0.3, max_wait=20))
+        for name, (_, _, server) in plans.items():
+            quiet.append(wait_for_quiet(bench.pids(), threshold=0.3, max_wait=20))
             log(f"load: {name}, {args.seconds} s, {args.connections} connections")
-            assert child is not None
             profiler = None
             if args.profile and index == args.passes - 1 and name.startswith("f"):
-                profiler = py_spy(child.pid, args.profile / "list.txt", args.seconds)
-            cpu = child.cpu()
+                profiler = py_spy(server.pid, args.profile / "list.txt", args.seconds)
+            cpu = cpu_seconds(server.pid)
             result = await run(name, args.seconds)
             if profiler is not None:
                 profiler.wait()
             total = totals[name]
-            total["cpu"] += child.cpu() - cpu
+            total["cpu"] += cpu_seconds(server.pid) - cpu
             total["requests"] += result.requests
             total["seconds"] += result.requests / result.requests_per_second
             total["errors"] += result.errors
@@ -187,20 +187,14 @@ async def list_phase(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    _quiet_sdk_logs()
+    quiet_sdk_logs()
     report: dict[str, Any] = {"machine": machine()}
-    with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
-        stack = GatewayStack(Path(tmp), server_preset=RECOMMENDED_SERVER)
-        log(f"stack in {tmp}")
-        stack.start(log=log)
-        try:
-            stack.register()
-            if "execute" in args.sections:
-                report["execute"] = await execute_phase(args, stack)
-            if "list" in args.sections:
-                report["list"] = await list_phase(args, stack)
-        finally:
-            stack.stop()
+    with running_stack(prefix="bench-gw-") as bench:
+        workflow_ids = serve(bench)
+        if "execute" in args.sections:
+            report["execute"] = await execute_phase(args, bench, workflow_ids)
+        if "list" in args.sections:
+            report["list"] = await list_phase(args, bench)
     return report
 
 
@@ -244,8 +238,8 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__)
     parser.add_argument("--rounds", type=int, default=60, help="sequential rounds of c' and d")
     parser.add_argument("--services", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=5, help="per load pass")
@@ -256,7 +250,7 @@ def main() -> None:
     )
     parser.add_argument("--profile", type=Path, default=None, help="py-spy output folder")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     report = asyncio.run(main_async(args))

@@ -18,7 +18,7 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client
 
-from bench.stack import TASK_QUEUE, Stack
+from bench.workload import TASK_QUEUE
 from executions.history import build_record
 from executions.models import ExecuteRequest
 from executions.service import ExecutionService
@@ -28,15 +28,17 @@ PARTS = ("of a record: the history read (one RPC)", "of a record: its build from
 """The record step split, timed again on the same closed execution (not in the sum)."""
 
 
-async def measure(stack: Stack, client: Client, *, name: str, rounds: int) -> dict[str, float]:
-    """Median milliseconds of each step over `rounds` sequential executions."""
+async def measure(
+    client: Client, *, database_url: str, workflow_id: str, rounds: int
+) -> dict[str, float]:
+    """Median milliseconds of each step over `rounds` sequential executions of the
+    stored workflow `workflow_id`."""
     from registry import workflows
     from registry.db import create_engine, session_factory
 
-    engine = create_engine(stack.database_url)
+    engine = create_engine(database_url)
     sessions = session_factory(engine)
     service = ExecutionService(client, task_queue=TASK_QUEUE)
-    workflow_id = stack.workflow_ids[name]
     samples: dict[str, list[float]] = {step: [] for step in (*STEPS, *PARTS)}
     try:
         for index in range(rounds + 3):

@@ -1,11 +1,12 @@
 """What the workflow language costs: `python -m bench.language` (about 1 minute).
 
-Starts its own stack in a temp folder, everything on 127.0.0.1: a headless Temporal
-dev server with core/devserver.py's latency settings, one worker process (`python -m
-worker`, exactly as deployed, on its own task queue, ALLOWED_HOSTS=127.0.0.1) and one
-stub service that echoes the JSON body it is sent after the delay its path names
-(`POST /d0`, `/d10`, `/d100`: 0, 10, 100 ms). Flows are started as the gateway starts
-them, with the pinned definition in the options (tests/replay/record.py run_flow).
+Starts the tests' stack in a temp folder (bench/workload.py `running_stack`), everything
+on 127.0.0.1: a headless Temporal dev server with core/devserver.py's settings, one
+worker process (`python -m worker`, exactly as deployed, on its own task queue) and the
+stub services of harness/services.py, whose `delay` behaviour echoes the JSON body it
+is sent after the delay its action names (`d0`, `d10`, `d100`: 0, 10, 100 ms). Flows
+are started as the gateway starts them, with the pinned definition in the options
+(tests/replay/record.py run_flow).
 
 Measures:
 
@@ -37,34 +38,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
-import io
-import json
 import os
-import pstats
-import re
-import shutil
 import statistics
+import subprocess
 import sys
-import tempfile
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
 
 from bench.history import hops
-from bench.procs import Child, cpu_seconds, machine, spawn, wait_for_quiet, wait_http
+from bench.procs import cpu_seconds, machine, peak_rss_mb, wait_for_quiet
+from bench.profiles import every_thread, merged, stats_summary
 from bench.report import fmt, table
-from bench.stats import Call, Latencies, percentile, timed
-from bench.stubs import _response
-from core.devserver import DevServer, free_port
+from bench.stats import Call, Latencies, interleaved, percentile
+from bench.workload import Bench, log, running_stack
 from core.temporal import connect
 from definitions.expressions import Evaluator, compiled
 from definitions.language import Flow, TaskStep, iter_steps
@@ -75,6 +68,7 @@ from definitions.models import (
     PinnedStep,
     RetryPolicySpec,
 )
+from harness.stack import WORKER_COMMAND, WORKER_READY
 
 TASK_QUEUE = "bench-language"
 PROFILE_TASK_QUEUE = "bench-language-profile"
@@ -82,144 +76,14 @@ SERVICE = "stub"
 FIELDS = ("x", "y", "z")
 INPUT = {"x": 1, "y": "two", "z": [3, 4, 5]}
 RETRY = RetryPolicySpec(initial_interval=1, backoff_coefficient=2, maximum_interval=30)
-_DELAY_PATH = re.compile(r"/d(\d+)")
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-# ---------------------------------------------------------------------- stub service
-
-
-async def _serve_stub(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """POST /d<ms>: wait <ms> milliseconds, answer the JSON body back; keep-alive."""
-    try:
-        while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-                return
-            lines = head.decode("latin-1").split("\r\n")
-            target = (lines[0].split(" ") + ["", ""])[1]
-            length = 0
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value.strip() or 0)
-            raw = await reader.readexactly(length) if length else b""
-            path = target.split("?", 1)[0]
-            delay = _DELAY_PATH.fullmatch(path)
-            if path == "/health":
-                writer.write(_response(200, {"status": "ok"}))
-            elif delay is None:
-                writer.write(_response(404, {"detail": f"no route {path}"}))
-            else:
-                if int(delay.group(1)):
-                    await asyncio.sleep(int(delay.group(1)) / 1000)
-                try:
-                    body = json.loads(raw) if raw else {}
-                except ValueError:
-                    body = None
-                if isinstance(body, dict):
-                    writer.write(_response(200, body))
-                else:
-                    writer.write(_response(400, {"detail": "body is not a JSON object"}))
-            await writer.drain()
-    finally:
-        writer.close()
-
-
-async def _stub_main(port: int) -> None:
-    server = await asyncio.start_server(_serve_stub, "127.0.0.1", port, backlog=1024)
-    print("ready", flush=True)
-    await server.serve_forever()
-
-
-# ---------------------------------------------------------------------- stack
-
-
-@dataclass
-class LanguageStack:
-    """Dev server, stub service and one worker process, in `workdir`."""
-
-    workdir: Path
-    server: DevServer | None = None
-    stub: Child | None = None
-    worker: Child | None = None
-    endpoint: str = ""
-    bytecode_cache: bool = True
-
-    def env(self) -> dict[str, str]:
-        assert self.server is not None
-        base = dict(os.environ)
-        if self.bytecode_cache:
-            # As in the image, where pip byte-compiles the installed project: without it
-            # (PYTHONDONTWRITEBYTECODE and a source checkout), the sandbox compiles
-            # workflows/*.py again for every new workflow run. Cached in the temp folder,
-            # so nothing is written to the checkout.
-            base.pop("PYTHONDONTWRITEBYTECODE", None)
-            base["PYTHONPYCACHEPREFIX"] = str(self.workdir / "pycache")
-        return {
-            **base,
-            "ENVIRONMENT": "local",
-            "TEMPORAL_ADDRESS": self.server.address,
-            "TEMPORAL_NAMESPACE": "default",
-            "TASK_QUEUE": TASK_QUEUE,
-            "DATABASE_URL": f"sqlite+aiosqlite:///{self.workdir / 'registry.db'}",
-            "DATA_DIR": str(self.workdir),
-            "API_KEYS": "",
-            # The worker refuses loopback unless told: the stub is on 127.0.0.1.
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "WORKER_GRACEFUL_SHUTDOWN_SECONDS": "2",
-            "PYTHONUNBUFFERED": "1",
-        }
-
-    def start(self) -> LanguageStack:
-        try:
-            w = self.workdir
-            port = free_port()
-            self.stub = spawn(
-                "stub",
-                [sys.executable, "-m", "bench.language", "--stub", str(port)],
-                log=w / "stub.log",
-                ready_line="ready",
-            )
-            self.endpoint = f"http://127.0.0.1:{port}"
-            wait_http(f"{self.endpoint}/health", child=self.stub)
-            log("stack: dev server (core/devserver.py latency settings)")
-            self.server = DevServer(
-                db_file=w / "temporal" / "temporal.db",
-                port=free_port(),
-                ui_port=None,
-                log_file=w / "server.log",
-            ).start()
-            log("stack: worker (python -m worker)")
-            self.worker = spawn(
-                "worker",
-                [sys.executable, "-m", "worker"],
-                env=self.env(),
-                log=w / "worker.log",
-                ready_line="worker polling task queue",
-            )
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def pids(self) -> list[int]:
-        pids = [os.getpid()]
-        pids += [c.pid for c in (self.stub, self.worker) if c is not None]
-        if self.server is not None and self.server.process is not None:
-            pids.append(self.server.process.pid)
-        return pids
-
-    def stop(self) -> None:
-        for child in (self.worker, self.stub):
-            if child is not None:
-                child.stop()
-        if self.server is not None:
-            self.server.stop()
+def start_worker(bench: Bench) -> subprocess.Popen[bytes]:
+    """`python -m worker` on this scenario's task queue; returns once it polls."""
+    log("stack: worker (python -m worker)")
+    return bench.stack.spawn(
+        WORKER_COMMAND, "worker", env={"TASK_QUEUE": TASK_QUEUE}, ready_line=WORKER_READY
+    )
 
 
 # ---------------------------------------------------------------------- definitions
@@ -464,23 +328,11 @@ def _in_sandbox_builtins(measure: Callable[[], float]) -> float | None:
 # ---------------------------------------------------------------------- phases
 
 
-async def interleaved(calls: dict[str, Call], *, rounds: int, warmup: int) -> dict[str, Latencies]:
-    """Each call once per round, the order rotated each round, so neither background
-    noise nor the position in a round (what ran just before) favours a variant."""
-    results = {name: Latencies() for name in calls}
-    names = list(calls)
-    for index in range(warmup + rounds):
-        shift = index % len(names)
-        for name in names[shift:] + names[:shift]:
-            await timed(calls[name], results[name] if index >= warmup else Latencies())
-    return results
-
-
 async def mapping_phase(runner: Runner, args: argparse.Namespace) -> dict[str, Any]:
     variants = ("seed", "flow-plain", "flow-mapped")
     log(f"mapping: {args.rounds} rounds of {', '.join(variants)}, interleaved")
     results = await interleaved(
-        {v: runner.call(v) for v in variants}, rounds=args.rounds, warmup=args.warmup
+        {v: runner.call(v) for v in variants}, rounds=args.rounds, warmup=args.warmup, rotate=True
     )
     wft = {v: await wft_ms_per_execution(runner, v, args.rounds) for v in variants}
     return {"latency": results, "wft": wft}
@@ -490,19 +342,25 @@ async def parallel_phase(runner: Runner, args: argparse.Namespace) -> dict[str, 
     variants = ("one-0ms", "one-100ms", "parallel-3x100ms")
     log(f"parallel: {args.parallel_rounds} rounds of {', '.join(variants)}, interleaved")
     results = await interleaved(
-        {v: runner.call(v) for v in variants}, rounds=args.parallel_rounds, warmup=args.warmup
+        {v: runner.call(v) for v in variants},
+        rounds=args.parallel_rounds,
+        warmup=args.warmup,
+        rotate=True,
     )
     wft = {v: await wft_ms_per_execution(runner, v, args.parallel_rounds) for v in variants}
     return {"latency": results, "wft": wft}
 
 
-async def map_phase(runner: Runner, stack: LanguageStack, args: argparse.Namespace) -> dict:
-    assert stack.worker is not None and stack.server is not None
-    assert stack.server.process is not None
+async def map_phase(
+    runner: Runner, bench: Bench, worker: subprocess.Popen[bytes], args: argparse.Namespace
+) -> dict[str, Any]:
     reference = ("one-10ms", "chain-10ms")
     log(f"map: reference, {args.reference_rounds} rounds of {', '.join(reference)}")
     ref = await interleaved(
-        {v: runner.call(v) for v in reference}, rounds=args.reference_rounds, warmup=2
+        {v: runner.call(v) for v in reference},
+        rounds=args.reference_rounds,
+        warmup=2,
+        rotate=True,
     )
     log("map: warm-up, 100 items")
     await runner.execute("map", {"items": list(range(100))})
@@ -511,15 +369,15 @@ async def map_phase(runner: Runner, stack: LanguageStack, args: argparse.Namespa
     worker_cpu: list[float] = []
     server_cpu: list[float] = []
     for number in range(args.map_runs):
-        wait_for_quiet(stack.pids(), threshold=args.quiet_cores, max_wait=args.quiet_wait)
+        wait_for_quiet(bench.pids(), threshold=args.quiet_cores, max_wait=args.quiet_wait)
         log(f"map: run {number + 1} of {args.map_runs}, {len(items)} items")
-        worker_before = cpu_seconds(stack.worker.pid)
-        server_before = cpu_seconds(stack.server.process.pid)
+        worker_before = cpu_seconds(worker.pid)
+        server_before = cpu_seconds(bench.server_pid())
         started = time.perf_counter()
         result = await runner.execute("map", {"items": items})
         seconds.append(time.perf_counter() - started)
-        worker_cpu.append(cpu_seconds(stack.worker.pid) - worker_before)
-        server_cpu.append(cpu_seconds(stack.server.process.pid) - server_before)
+        worker_cpu.append(cpu_seconds(worker.pid) - worker_before)
+        server_cpu.append(cpu_seconds(bench.server_pid()) - server_before)
         if result != {"count": len(items)}:
             raise RuntimeError(f"the map answered {str(result)[:200]}")
     # The history of the last run: the map's own, and its batches' (child workflows).
@@ -706,157 +564,54 @@ def render(figures: dict[str, Any], args: argparse.Namespace, *, markdown: bool)
 
 @asynccontextmanager
 async def profiled_worker(
-    client: Client, stack: LanguageStack, profiles: list[cProfile.Profile]
-) -> AsyncIterator[None]:
+    client: Client, bench: Bench, *, bytecode_cache: bool
+) -> AsyncIterator[list[Any]]:
     """The project's worker in this process, every thread of it under cProfile."""
     from core.settings import Settings
     from registry.db import open_database, session_factory
     from worker.main import build_worker, outbound_http
 
-    assert stack.server is not None
-
-    def start_profile(*_: Any) -> None:
-        profile = cProfile.Profile()
-        profiles.append(profile)
-        profile.enable()  # replaces this hook for the thread that called it
-
     settings = Settings(
-        temporal_address=stack.server.address,
+        temporal_address=bench.server.address,
         temporal_namespace="default",
         task_queue=PROFILE_TASK_QUEUE,
-        database_url=f"sqlite+aiosqlite:///{stack.workdir / 'profile.db'}",
-        data_dir=stack.workdir,
+        database_url=f"sqlite+aiosqlite:///{bench.workdir / 'profile.db'}",
+        data_dir=bench.workdir,
         allowed_hosts="127.0.0.1",
         worker_graceful_shutdown_seconds=2,
     )
-    if stack.bytecode_cache:
+    if bytecode_cache:
         sys.dont_write_bytecode = False
-        sys.pycache_prefix = str(stack.workdir / "pycache")
-    main = cProfile.Profile()
-    profiles.append(main)
-    threading.setprofile(start_profile)
-    try:
-        async with (
-            open_database(settings.resolved_database_url) as engine,
-            outbound_http() as http,
-            build_worker(client, settings, sessions=session_factory(engine), http=http),
-        ):
-            main.enable()
-            try:
-                yield
-            finally:
-                main.disable()
-    finally:
-        threading.setprofile(None)  # type: ignore[arg-type]
-
-
-IDLE = (
-    "<method 'get' of '_queue.SimpleQueue' objects>",
-    "<method 'poll' of 'select.epoll' objects>",
-    "<method 'poll' of 'select.poll' objects>",
-    "<method 'acquire' of '_thread.lock' objects>",
-    "<built-in method time.sleep>",
-)
-"""Functions where a thread waits for work: their time is not CPU, so left out."""
-
-AREAS = (
-    ("/temporalio/worker/workflow_sandbox/", "temporalio sandbox"),
-    ("/temporalio/", "temporalio SDK (Python)"),
-    ("/httpx/", "httpx/httpcore/h11/anyio"),
-    ("/httpcore/", "httpx/httpcore/h11/anyio"),
-    ("/h11/", "httpx/httpcore/h11/anyio"),
-    ("/anyio/", "httpx/httpcore/h11/anyio"),
-    ("/jsonata/", "jsonata"),
-    ("/pydantic", "pydantic"),
-    ("/google/protobuf/", "protobuf"),
-    ("/jsonschema", "jsonschema"),
-    ("/referencing/", "jsonschema"),
-    ("/asyncio/", "asyncio"),
-    ("selectors.py", "asyncio"),
-    ("importlib", "imports"),
-)
-
-
-def area(file: str, function: str) -> str:
-    """Which part of the stack a profiled function belongs to."""
-    if file == "~":
-        if "WorkerRef" in function or "temporal_sdk_bridge" in function:
-            return "temporal core bridge calls (Rust)"
-        if "socket" in function:
-            return "sockets"
-        if "pydantic_core" in function or "SchemaValidator" in function:
-            return "pydantic"
-        if function in ("<built-in method builtins.exec>", "<built-in method builtins.compile>"):
-            return "temporalio sandbox"
-        return "other built-ins"
-    for marker, name in AREAS:
-        if marker in file:
-            return name
-    root = str(Path(__file__).resolve().parent.parent) + "/"
-    if file.startswith(root) and "/site-packages/" not in file:
-        return "project: " + file[len(root) :].split("/", 1)[0]
-    return "other (stdlib, libraries)"
+        sys.pycache_prefix = str(bench.workdir / "pycache")
+    async with (
+        open_database(settings.resolved_database_url) as engine,
+        outbound_http() as http,
+        build_worker(client, settings, sessions=session_factory(engine), http=http),
+    ):
+        with every_thread() as profiles:
+            yield profiles
 
 
 def summarize(
-    profiles: list[cProfile.Profile], label: str, units: int, top: int, callers: str | None = None
+    profiles: list[Any], label: str, units: int, top: int, callers: str | None = None
 ) -> str:
-    """CPU time by area and the busiest functions, idle waits left out."""
-    stats: pstats.Stats | None = None
-    for profile in profiles:
-        profile.disable()
-        try:
-            if stats is None:
-                stats = pstats.Stats(profile)
-            else:
-                stats.add(profile)
-        except TypeError:  # a thread that never ran anything profiled
-            continue
+    stats = merged(profiles)
     if stats is None:
         return f"{label}: no profile"
-    table_of: dict[tuple[str, int, str], Any] = stats.stats  # type: ignore[attr-defined]
-    by_area: dict[str, float] = {}
-    busiest: list[tuple[float, int, str]] = []
-    for (file, line, function), (_, calls, tottime, _, _) in table_of.items():
-        if function in IDLE:
-            continue
-        name = area(file, function)
-        by_area[name] = by_area.get(name, 0.0) + tottime
-        where = function if file == "~" else f"{Path(file).name}:{line}({function})"
-        busiest.append((tottime, calls, where))
-    busy = sum(by_area.values())
-    extra = ""
-    if callers:
-        buffer = io.StringIO()
-        stats.stream = buffer  # type: ignore[attr-defined]
-        stats.sort_stats("tottime").print_callers(callers)
-        extra = "\n\n" + buffer.getvalue()
-    rows = [
-        [name, f"{seconds:.2f}", f"{seconds / busy * 100:.0f}%", f"{seconds / units * 1000:.2f}"]
-        for name, seconds in sorted(by_area.items(), key=lambda kv: -kv[1])
-    ]
-    top_rows = [
-        [where[:90], calls, f"{seconds:.3f}"]
-        for seconds, calls, where in sorted(busiest, reverse=True)[:top]
-    ]
-    return (
-        f"{label}: {busy:.2f} s busy in Python threads (profiler overhead included)\n"
-        + table(["area", "s", "share", "ms per unit"], rows, markdown=False)
-        + "\n\n"
-        + table(["function (tottime)", "calls", "s"], top_rows, markdown=False)
-        + extra
-    )
+    return stats_summary(stats, label, units, top=top, callers=callers)
 
 
-async def profile_phase(client: Client, stack: LanguageStack, args: argparse.Namespace) -> str:
+async def profile_phase(client: Client, bench: Bench, args: argparse.Namespace) -> str:
     runner = Runner(
         client,
-        definitions(stack.endpoint, map_items=args.map_items, map_concurrency=args.map_concurrency),
+        definitions(
+            delay_endpoint(bench), map_items=args.map_items, map_concurrency=args.map_concurrency
+        ),
         task_queue=PROFILE_TASK_QUEUE,
     )
     out: list[str] = []
-    profiles: list[cProfile.Profile] = []
-    async with profiled_worker(client, stack, profiles):
+    cache = not args.no_bytecode_cache
+    async with profiled_worker(client, bench, bytecode_cache=cache) as profiles:
         log("profile: map, in-process worker under cProfile")
         cpu = cpu_seconds(os.getpid())
         started = time.perf_counter()
@@ -870,8 +625,7 @@ async def profile_phase(client: Client, stack: LanguageStack, args: argparse.Nam
     out.append(summarize(profiles, label, args.map_items, args.profile_top, args.profile_callers))
     count = 30
     for variant in ("seed", "flow-mapped"):
-        profiles = []
-        async with profiled_worker(client, stack, profiles):
+        async with profiled_worker(client, bench, bytecode_cache=cache) as profiles:
             log(f"profile: {count} {variant} executions")
             for _ in range(count):
                 await runner.execute(variant, dict(INPUT))
@@ -883,36 +637,42 @@ async def profile_phase(client: Client, stack: LanguageStack, args: argparse.Nam
 # ---------------------------------------------------------------------- main
 
 
-async def main_async(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def delay_endpoint(bench: Bench) -> str:
+    """The stub services' `delay` behaviour: `<it>/d10` answers after 10 ms."""
+    return f"{bench.services_url}/delay/bench"
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     log("expressions: in-process Evaluator")
     figures: dict[str, Any] = {"expressions": expression_figures(args.expression_repeat)}
-    stack = LanguageStack(workdir, bytecode_cache=not args.no_bytecode_cache).start()
-    try:
-        assert stack.server is not None
-        client = await connect(stack.server.address, "default")
+    with running_stack(
+        prefix="bench-language-", bytecode_cache=not args.no_bytecode_cache, keep=args.keep
+    ) as bench:
+        worker = start_worker(bench)
+        client = await connect(bench.server.address, "default")
         runner = Runner(
             client,
             definitions(
-                stack.endpoint, map_items=args.map_items, map_concurrency=args.map_concurrency
+                delay_endpoint(bench),
+                map_items=args.map_items,
+                map_concurrency=args.map_concurrency,
             ),
         )
-        others = wait_for_quiet(stack.pids(), threshold=args.quiet_cores, max_wait=args.quiet_wait)
+        others = wait_for_quiet(bench.pids(), threshold=args.quiet_cores, max_wait=args.quiet_wait)
         figures["others"] = f"{others:.2f} cores"
         figures["mapping"] = await mapping_phase(runner, args)
         figures["parallel"] = await parallel_phase(runner, args)
-        figures["map"] = await map_phase(runner, stack, args)
-        if stack.worker is not None:
-            figures["worker_rss"] = stack.worker.peak_rss_mb()
+        figures["map"] = await map_phase(runner, bench, worker, args)
+        figures["worker_rss"] = peak_rss_mb(worker.pid)
         if args.profile:
-            figures["profile"] = await profile_phase(client, stack, args)
-    finally:
-        stack.stop()
+            figures["profile"] = await profile_phase(client, bench, args)
     return figures
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stub", type=int, metavar="PORT", help=argparse.SUPPRESS)
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.language", description=(__doc__ or "").split("\n")[0]
+    )
     parser.add_argument("--rounds", type=int, default=100, help="mapping: rounds per variant")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up rounds, not counted")
     parser.add_argument("--parallel-rounds", type=int, default=20)
@@ -937,23 +697,9 @@ def main() -> None:
         help="run the worker as this environment does (PYTHONDONTWRITEBYTECODE kept)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs)")
-    args = parser.parse_args()
-    if args.stub is not None:
-        try:
-            asyncio.run(_stub_main(args.stub))
-        except KeyboardInterrupt:
-            pass
-        return
-
-    workdir = Path(tempfile.mkdtemp(prefix="bench-language-"))
+    args = parser.parse_args(argv)
     started = time.perf_counter()
-    try:
-        figures = asyncio.run(main_async(args, workdir))
-    finally:
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    figures = asyncio.run(main_async(args))
     info = machine()
     print(
         f"\nmachine: {info['cpu']}, {info['memory']}, kernel {info['kernel']}, "

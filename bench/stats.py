@@ -57,16 +57,17 @@ async def timed(call: Call, into: Latencies) -> None:
 
 
 async def interleaved(
-    calls: dict[str, Call], *, rounds: int, warmup: int = 3
+    calls: dict[str, Call], *, rounds: int, warmup: int = 3, rotate: bool = False
 ) -> dict[str, Latencies]:
-    """Each call once per round, in turn, so background noise hits every variant alike."""
+    """Each call once per round, in turn, so background noise hits every variant alike;
+    with `rotate`, the order rotated each round, so neither does the position in a round
+    (what ran just before)."""
     results = {name: Latencies() for name in calls}
+    names = list(calls)
     for index in range(warmup + rounds):
-        for name, call in calls.items():
-            if index < warmup:
-                await timed(call, Latencies())
-            else:
-                await timed(call, results[name])
+        shift = index % len(names) if rotate else 0
+        for name in names[shift:] + names[:shift]:
+            await timed(calls[name], results[name] if index >= warmup else Latencies())
     return results
 
 
@@ -94,20 +95,3 @@ async def throughput(call: Call, *, total: int, in_flight: int) -> Throughput:
     await asyncio.gather(*(lane() for _ in range(min(in_flight, total))))
     seconds = time.perf_counter() - started
     return Throughput(completed=len(latencies.values), seconds=seconds, latencies=latencies)
-
-
-async def in_blocks(
-    calls: dict[str, Call], *, blocks: int, block: int, discard: int
-) -> dict[str, Latencies]:
-    """`block` back-to-back calls of each variant in turn, `blocks` times over.
-
-    Back to back, because some costs only show when one server is kept busy (a rate
-    limiter's bucket drains after a few executions); the first `discard` calls of each
-    block are not counted, so every block is measured in that steady state.
-    """
-    results = {name: Latencies() for name in calls}
-    for _ in range(blocks):
-        for name, call in calls.items():
-            for index in range(block):
-                await timed(call, results[name] if index >= discard else Latencies())
-    return results

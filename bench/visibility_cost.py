@@ -4,12 +4,13 @@
 
 A start by name (workflows/stored.py) calls `workflow.patched("start-activity")`, which
 makes the SDK upsert the `TemporalChangeVersion` search attribute, and upserts
-SiWorkflowId/SiWorkflowVersion itself. This measures, on its own dev server (the
-recommended preset), the server's CPU per execution of a 2-activity workflow and of
-the same workflow with: a patch; an upsert mid-run; a patch and an upsert mid-run; an
-upsert with the last command; a patch and an upsert with the last command. Each variant
-runs `--executions` executions with 50 in flight per round, interleaved over `--rounds`
-rounds; the worker is in this process (unsandboxed: only the server is measured).
+SiWorkflowId/SiWorkflowVersion itself. This measures, on its own dev server (the one
+the tests run, harness/stack.py), the server's CPU per execution of a 2-activity
+workflow and of the same workflow with: a patch; an upsert mid-run; a patch and an
+upsert mid-run; an upsert with the last command; a patch and an upsert with the last
+command. Each variant runs `--executions` executions with 50 in flight per round,
+interleaved over `--rounds` rounds; the worker is in this process (unsandboxed: only
+the server is measured).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,9 +29,8 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from bench.procs import cpu_seconds
-from bench.tuning import RECOMMENDED_SERVER, preset_server
-from core.devserver import free_port
 from definitions.contract import WORKFLOW_ID_KEY, WORKFLOW_VERSION_KEY
+from harness.stack import start_dev_server
 
 TIMEOUT = timedelta(seconds=10)
 
@@ -108,10 +109,12 @@ VARIANTS = [Plain, Patch, UpsertMidRun, PatchUpsertMidRun, UpsertLast, PatchUpse
 
 
 async def measure(executions: int, rounds: int) -> dict[str, float]:
-    work = Path(tempfile.mkdtemp(prefix="bench-vis-"))
-    server = preset_server(
-        RECOMMENDED_SERVER, db_file=work / "temporal.db", port=free_port(), ui_port=None
-    ).start()
+    with tempfile.TemporaryDirectory(prefix="bench-vis-") as work:
+        return await _measure(Path(work), executions, rounds)
+
+
+async def _measure(work: Path, executions: int, rounds: int) -> dict[str, float]:
+    server = start_dev_server(work)
     assert server.process is not None
     names = [v.__temporal_workflow_definition.name for v in VARIANTS]  # type: ignore[attr-defined]
     cpu = dict.fromkeys(names, 0.0)
@@ -148,11 +151,11 @@ async def measure(executions: int, rounds: int) -> dict[str, float]:
     return {name: seconds * 1000 / (executions * rounds) for name, seconds in cpu.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.visibility_cost", description=__doc__)
     parser.add_argument("--executions", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=4)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     figures = asyncio.run(measure(args.executions, args.rounds))
     plain = figures["plain"]
     print("| workflow (2 activities) | server CPU ms/exec | over plain |")

@@ -26,6 +26,23 @@ ACTION_EXECUTION_PREFIX = "action:"
 LOAD_DEFINITION_ACTIVITY = "si:load-definition"
 """Activity that loads the latest ACTIVE definition of a workflow by name."""
 
+SUCCEED_ENDS_EXECUTION_PATCH = "succeed-ends-execution"
+"""A `succeed` inside a parallel branch or a map iteration ends the whole execution and
+withdraws the work still running; histories recorded before ended only the branch (the
+record reads the patch's marker to tell which)."""
+
+SUCCEEDED_KEY = "si:succeeded"
+"""A map batch's result when a `succeed` in it ended the execution (a batch otherwise
+answers a list)."""
+
+EXPRESSION_LIMIT = "ExpressionLimit"
+"""The error type of an expression stopped by its budget (definitions/expressions.py);
+a `catch` on a task routes on it when the task's `input` was stopped."""
+
+JOURNAL_QUERY = "si:journal"
+"""The query a stored workflow answers with its journal: one entry per step run, as the
+interpreter ran it (workflows/journal.py)."""
+
 START_ACTIVITY = "si:start"
 """Activity a start by name begins with (since the `start-activity` patch): it pins the
 definition and, for a chain, makes the first attempt of its entry step; its result

@@ -10,8 +10,14 @@ each is a 422 naming where it is, instead of a 500 or a misleading 503 later.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
+
+STEP_VALUE_LIMIT = 4096
+"""Bytes of serialized JSON a step's `input` or `output` is answered with at most; a
+larger value is answered as `{"truncated": true, "size": <bytes>, "preview": <the first
+STEP_VALUE_LIMIT bytes of its JSON>}` (the record's steps and the interpreter's journal)."""
 
 MAX_DEPTH = 64
 """Nesting levels allowed in a request value (schemas have their own, lower limit)."""
@@ -73,3 +79,30 @@ def answerable(value: Any) -> Any:
     if isinstance(value, dict | list | tuple):
         return None
     return value
+
+
+def bounded(value: Any, limit: int = STEP_VALUE_LIMIT) -> Any:
+    """A decoded payload as a step answers it: itself, or when its JSON is over `limit`
+    bytes, `{"truncated": true, "size": <its bytes>, "preview": <its JSON's start>}`,
+    itself at most `limit` bytes of JSON."""
+    if value is None:
+        return None
+    try:
+        text = _compact(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    encoded = text.encode("utf-8", errors="replace")
+    if len(encoded) <= limit:
+        return value
+    keep = limit
+    while True:
+        preview = encoded[: max(keep, 0)].decode("utf-8", errors="ignore")
+        answer = {"truncated": True, "size": len(encoded), "preview": preview}
+        over = len(_compact(answer).encode("utf-8")) - limit
+        if over <= 0 or keep <= 0:
+            return answer
+        keep -= over
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)

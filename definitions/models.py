@@ -123,7 +123,7 @@ class PinnedDefinition(_Frozen):
     signatures: dict[str, str] = Field(
         default_factory=dict,
         exclude_if=_empty,
-        description="step id -> HMAC of the step (definitions/signing.py), set by the loader",
+        description="step id -> HMAC of the step (core/signing.py), set by the loader",
     )
     flow: Flow | None = Field(
         default=None,
@@ -180,13 +180,13 @@ class ExecutionOptions(BaseModel):
     signatures: dict[str, str] = Field(
         default_factory=dict,
         exclude_if=_empty,
-        description="step id -> HMAC of the step, set by the gateway (definitions/signing.py)",
+        description="step id -> HMAC of the step, set by the gateway (core/signing.py)",
     )
     definition_signature: str | None = Field(
         default=None,
         exclude_if=_empty,
         description="HMAC of these options whole (definition, mocks, bindings), set by the "
-        "gateway and by workflow code for the runs it starts (definitions/signing.py)",
+        "gateway and by workflow code for the runs it starts (core/signing.py)",
     )
     version: int | None = Field(
         default=None,

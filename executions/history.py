@@ -10,7 +10,6 @@ of activities in flight, which the history only records once they end.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -26,12 +25,17 @@ from temporalio.exceptions import ApplicationError, TimeoutError
 
 from definitions.chain import step_input
 from definitions.contract import (
+    EXPRESSION_LIMIT,
+    INVALID_START,
     LOAD_DEFINITION_ACTIVITY,
     START_ACTIVITY,
     STEP_FAILED,
+    SUCCEED_ENDS_EXECUTION_PATCH,
+    SUCCEEDED_KEY,
     WORKFLOW_ID_KEY,
     StepFailure,
 )
+from definitions.json_values import bounded
 from definitions.language import (
     ChoiceStep,
     FailStep,
@@ -43,12 +47,12 @@ from definitions.language import (
     WaitStep,
     WorkflowStep,
     entry_of,
+    iter_steps,
     tolerated_failures,
 )
 from definitions.language import catch_names as language_catch_names
 from definitions.models import ExecutionOptions, PinnedDefinition, StartOutcome
 from executions.models import (
-    STEP_VALUE_LIMIT,
     ExecutionError,
     ExecutionPublic,
     ExecutionStatus,
@@ -560,6 +564,7 @@ class _Record:
             result=result,
             error=error,
             continued_at=await self._continued_at(),
+            first_index=int((options.bindings or {}).get("index_offset") or 0),
         )
         steps = walk.run(flow, start)
         self._apply_pending(walk.by_path)
@@ -612,33 +617,6 @@ class _Record:
 # caught failure's catch, the succeed or fail that ended the execution.
 
 
-def bounded(value: Any, limit: int = STEP_VALUE_LIMIT) -> Any:
-    """A decoded payload as a step answers it: itself, or when its JSON is over `limit`
-    bytes, `{"truncated": true, "size": <its bytes>, "preview": <its JSON's start>}`,
-    itself at most `limit` bytes of JSON."""
-    if value is None:
-        return None
-    try:
-        text = _compact(value)
-    except (TypeError, ValueError):
-        text = repr(value)
-    encoded = text.encode("utf-8", errors="replace")
-    if len(encoded) <= limit:
-        return value
-    keep = limit
-    while True:
-        preview = encoded[: max(keep, 0)].decode("utf-8", errors="ignore")
-        answer = {"truncated": True, "size": len(encoded), "preview": preview}
-        over = len(_compact(answer).encode("utf-8")) - limit
-        if over <= 0 or keep <= 0:
-            return answer
-        keep -= over
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
 @dataclass
 class _Ran:
     """A task (activity, local activity or mock) or a child workflow the history records."""
@@ -676,6 +654,24 @@ class _Seen:
     tasks: dict[str, _Ran] = field(default_factory=dict)
     children: dict[str, _Ran] = field(default_factory=dict)
     timers: list[_Timer] = field(default_factory=list)
+    patches: set[str] = field(default_factory=set)
+    """The ids of the `workflow.patched` markers the run recorded."""
+
+
+_PATCH_MARKER = "core_patch"
+"""The SDK's marker of a `workflow.patched` call; its `patch-data` detail is
+`{"id": <patch id>, "deprecated": <bool>}`."""
+
+
+async def _patch_id(event: HistoryEvent, converter: DataConverter) -> str | None:
+    """The patch a MARKER_RECORDED event records, or None for any other marker."""
+    attributes = event.marker_recorded_event_attributes
+    if attributes.marker_name != _PATCH_MARKER:
+        return None
+    data = attributes.details.get("patch-data")
+    decoded = await _first(data.payloads, converter) if data is not None else None
+    patch = decoded.get("id") if isinstance(decoded, dict) else None
+    return patch if isinstance(patch, str) else None
 
 
 _WAIT_SUMMARY = re.compile(r"^wait '(?P<id>.+)'$")
@@ -795,6 +791,10 @@ async def _observe(events: Sequence[HistoryEvent], converter: DataConverter) -> 
                     cause if cause is not None and not failure.message else failure, converter
                 )
         elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+            patch = await _patch_id(event, converter)
+            if patch is not None:
+                seen.patches.add(patch)
+                continue
             marker = await local_activity_marker(event, converter)
             if marker is None or marker.activity_type == LOAD_DEFINITION_ACTIVITY:
                 continue
@@ -932,6 +932,8 @@ class _Entry:
 _DONE, _FAILED, _PENDING, _STOPPED = "DONE", "FAILED", "PENDING", "STOPPED"
 """How a chain ended: it finished; a step failed uncaught; its next step has not run yet
 (the execution runs); it stopped (canceled, or the execution closed before it ended)."""
+_ENDED = "ENDED"
+"""A `succeed` in it (in a branch or an iteration) ended the whole execution."""
 
 _FAILED_STATUSES = ("FAILED", "TIMED_OUT")
 
@@ -953,10 +955,17 @@ class _FlowWalk:
         result: Any,
         error: ExecutionError | None,
         continued_at: str | None = None,
+        first_index: int = 0,
     ) -> None:
         self.seen = seen
         self.continued_at = continued_at
         """The step the next run starts at, when this run continued as new."""
+        self.first_index = first_index
+        """The index of a map's first item: a map batch's first item's in its map."""
+        self.succeed_ends = SUCCEED_ENDS_EXECUTION_PATCH in seen.patches
+        """A `succeed` in a branch or an iteration ends the execution (workflows/
+        interpreter.py asks the patch the first time one runs)."""
+        self._unnamed_claimed = False
         self.execution_id = execution_id
         self.closing = closing
         self.closing_event = closing_event
@@ -1059,6 +1068,28 @@ class _FlowWalk:
             return None
         return {"type": error.error_type, "message": error.message, "step_id": step.id}
 
+    def _failure_at(self, step: Any, where: _Where) -> dict[str, Any] | None:
+        """The step's own failure; or, for the first step outside map iterations that
+        stopped without an event (a choice or a map, whose evaluation raised), a failure
+        of the execution that names no step: a bug in workflow code the worker failed
+        the execution with (its type and message, no details). The execution's error
+        then names that step."""
+        own = self._own_failure(step, where)
+        error = self.error
+        if (
+            own is not None
+            or error is None
+            or error.step_id is not None
+            or error.error_type == INVALID_START
+            or self.closing != ExecutionStatus.FAILED
+            or where.iteration is not None
+            or self._unnamed_claimed
+        ):
+            return own
+        self._unnamed_claimed = True
+        error.step_id = step.id
+        return {"type": error.error_type, "message": error.message, "step_id": step.id}
+
     # ------------------------------------------------------------------ chains
 
     def chain(self, steps: list[Any], start: str, where: _Where, after: int) -> tuple[str, int]:
@@ -1080,20 +1111,22 @@ class _FlowWalk:
 
     def step(self, step: Any, by_id: dict[str, Any], where: _Where, after: int) -> Outcome:
         if isinstance(step, TaskStep | WorkflowStep):
-            return self.task(step, where, after)
+            return self.task(step, by_id, where, after)
         if isinstance(step, ChoiceStep):
             return self.choice(step, by_id, where, after)
         if isinstance(step, ParallelStep):
             return self.parallel(step, where, after)
         if isinstance(step, MapStep):
-            return self.map(step, where, after)
+            return self.map(step, by_id, where, after)
         if isinstance(step, WaitStep):
             return self.wait(step, by_id, where, after)
         if isinstance(step, SucceedStep | FailStep):
             return self.end(step, where, after)
         return _STOPPED, None, after
 
-    def task(self, step: TaskStep | WorkflowStep, where: _Where, after: int) -> Outcome:
+    def task(
+        self, step: TaskStep | WorkflowStep, by_id: dict[str, Any], where: _Where, after: int
+    ) -> Outcome:
         key = self._task_key(where, step.id)
         if isinstance(step, TaskStep):
             ran = self.seen.tasks.get(key)
@@ -1108,7 +1141,7 @@ class _FlowWalk:
         if ran is None:
             own = self._own_failure(step, where)
             if own is None:
-                return self._unfinished(), None, after
+                return self._input_stopped(step, by_id, where, key, after)
             # It failed before its call (its input expression, the workflow depth).
             called = (
                 {"service": step.service, "action": step.action}
@@ -1137,6 +1170,43 @@ class _FlowWalk:
             return _STOPPED, None, ran.last_event
         return self._unfinished(), None, ran.last_event
 
+    def _input_stopped(
+        self,
+        step: TaskStep | WorkflowStep,
+        by_id: dict[str, Any],
+        where: _Where,
+        key: str,
+        after: int,
+    ) -> Outcome:
+        """A task that left no event and did not fail the execution: its `input`
+        expression was stopped by a limit and a catch took it, when that catch's next
+        step ran; else it has not run (yet)."""
+        if isinstance(step, TaskStep) and step.input is not None:
+            names = catch_names({"type": EXPRESSION_LIMIT})
+            for catch in step.catch:
+                if not any(name in names for name in catch.errors):
+                    continue
+                if self.ran(by_id, catch.next, where, set()):
+                    error = {
+                        "type": EXPRESSION_LIMIT,
+                        "message": f"step '{step.id}': the input expression was stopped by a limit",
+                        "step_id": step.id,
+                    }
+                    failed = self._state(
+                        step,
+                        where,
+                        key,
+                        "FAILED",
+                        service=step.service,
+                        action=step.action,
+                        error=error,
+                        route=catch.next,
+                    )
+                    self._add(failed, after)
+                    return "NEXT", catch.next, after
+                break  # the first catch that matches takes the failure
+        return self._unfinished(), None, after
+
     def choice(self, step: ChoiceStep, by_id: dict[str, Any], where: _Where, after: int) -> Outcome:
         targets = [rule.next for rule in step.choices]
         if step.default is not None:
@@ -1146,7 +1216,7 @@ class _FlowWalk:
         if route is None:
             route = self._terminal(by_id, targets, where)
         state = self._state(step, where, self._path(where, step.id), "COMPLETED", route=route)
-        own = self._own_failure(step, where) if route is None else None
+        own = self._failure_at(step, where) if route is None else None
         if own is not None:  # no rule matched, or a rule's expression failed
             state.status, state.error = "FAILED", own
         self._add(state, after)
@@ -1239,8 +1309,10 @@ class _FlowWalk:
         return _PENDING, None, timer.last_event
 
     def end(self, step: SucceedStep | FailStep, where: _Where, after: int) -> Outcome:
-        """A succeed or fail step: it ends its chain (at the top, the execution)."""
+        """A succeed or fail step: it ends its chain (at the top, the execution; a
+        succeed in a branch or an iteration ends the execution too, since the patch)."""
         final = where.top and self.closing is not None
+        ends_all = not where.top and self.succeed_ends
         own = self._own_failure(step, where)
         anchor = self.closing_event if final or own is not None else None
         state = self._state(
@@ -1251,15 +1323,23 @@ class _FlowWalk:
         )
         if isinstance(step, SucceedStep):
             if own is None:
-                if final and self.closing == ExecutionStatus.COMPLETED:
-                    state.output = bounded(self.result)
+                if (final or ends_all) and self.closing == ExecutionStatus.COMPLETED:
+                    state.output = bounded(self._succeeded_output())
                 self._add(state, after, anchor)
-                return _DONE, None, anchor or after
+                return _ENDED if ends_all else _DONE, None, anchor or after
             state.error = own  # its output expression failed
         else:  # the message is known where it failed the execution
             state.error = own or {"type": step.error, "message": None, "step_id": step.id}
         self._add(state, after, anchor)
         return _FAILED, None, anchor or after
+
+    def _succeeded_output(self) -> Any:
+        """The value the execution's `succeed` ended it with: its result (a map batch's
+        wrapped for its parent)."""
+        result = self.result
+        if isinstance(result, dict) and set(result) == {SUCCEEDED_KEY}:
+            return result[SUCCEEDED_KEY]
+        return result
 
     # ------------------------------------------------------------------ parallel and map
 
@@ -1286,7 +1366,9 @@ class _FlowWalk:
             )
             outcomes.append(outcome)
             end = max(end, last)
-        if _FAILED in outcomes:
+        if _ENDED in outcomes:  # the others were withdrawn
+            state.status, outcome = "COMPLETED", _ENDED
+        elif _FAILED in outcomes:
             state.status, outcome = "FAILED", _FAILED
         elif all(o == _DONE for o in outcomes):
             state.status, outcome = "COMPLETED", "NEXT"
@@ -1330,12 +1412,19 @@ class _FlowWalk:
                 ran.claimed = True
         return group
 
-    def map(self, step: MapStep, where: _Where, after: int) -> Outcome:
+    def map(self, step: MapStep, by_id: dict[str, Any], where: _Where, after: int) -> Outcome:
         state = self._state(step, where, self._path(where, step.id), "RUNNING")
         self._add(state, after)
         first = len(self.entries)
         batches = self._batches(step)
+        went_on = step.next is not None and self.ran(by_id, step.next, where, set())
+        if not batches and not self._indices(where, step) and not went_on:
+            own = self._failure_at(step, where)
+            if own is not None:  # its items failed to evaluate, or were too many
+                state.status, state.error, state.count = "FAILED", own, 0
+                return _FAILED, None, after
         failures = pending = 0
+        ended = False
         end = after
         if batches:
             count = 0
@@ -1355,26 +1444,36 @@ class _FlowWalk:
                 elif batch.status != "COMPLETED":
                     failures += 1
                     state.error = batch.error
+                elif isinstance(ran.output, dict) and SUCCEEDED_KEY in ran.output:
+                    ended = True  # a `succeed` in the batch ended the execution
                 elif isinstance(ran.output, list):
-                    count += len(ran.output)
                     failures += sum(
                         1 for r in ran.output if isinstance(r, dict) and set(r) == {"error"}
                     )
+                # The items of the batches that started (a batch's are its input).
+                count += len(ran.input if isinstance(ran.input, list) else ran.output or [])
         else:
             indices = self._indices(where, step)
-            count = len(indices)
             for index in indices:
-                inner = _Where(
-                    prefix=f"{where.prefix}{step.id}[{index}].",
-                    iteration=index,
-                    branch=where.branch,
+                outcome, last = self.chain(
+                    step.steps, entry_of(step), self._iteration(step, where, index), after
                 )
-                outcome, last = self.chain(step.steps, entry_of(step), inner, after)
                 end = max(end, last)
                 failures += outcome == _FAILED
                 pending += outcome in (_PENDING, _STOPPED)
+                ended = ended or outcome == _ENDED
+            if not ended and self._ended_within(step, by_id, where):
+                # The iteration that ended it left no event: the one after the last that
+                # did (iterations start in order; the first to reach a `succeed` without
+                # a command ends the map before the next one starts).
+                index = max(indices) + 1 if indices else self.first_index
+                ended = self._ended_in(step, where, index, end)
+                indices = [*indices, index] if ended else indices
+            count = len(indices)
         state.count = count
-        if failures > tolerated_failures(step, count):
+        if ended:  # the rest were withdrawn, or never started
+            state.status, outcome = "COMPLETED", _ENDED
+        elif failures > tolerated_failures(step, count):
             state.status, outcome = "FAILED", _FAILED
         elif pending and self.closed:
             state.status, outcome = "CANCELED", _STOPPED
@@ -1384,3 +1483,37 @@ class _FlowWalk:
             state.status, outcome = "COMPLETED", "NEXT"
         self._summary(state, first, len(self.entries))
         return outcome, step.next if outcome == "NEXT" else None, end
+
+    def _iteration(self, step: MapStep, where: _Where, index: int) -> _Where:
+        return _Where(
+            prefix=f"{where.prefix}{step.id}[{index}].", iteration=index, branch=where.branch
+        )
+
+    def _ended_within(self, step: MapStep, by_id: dict[str, Any], where: _Where) -> bool:
+        """Whether a `succeed` in one of the map's iterations ended the execution, as far
+        as the history tells: the execution completed (since the patch), the map holds a
+        succeed, and the step after the map did not run (in a map batch's own history:
+        its result says so)."""
+        if not (self.succeed_ends and self.closing == ExecutionStatus.COMPLETED):
+            return False
+        if not any(isinstance(s, SucceedStep) for s in iter_steps(step.steps)):
+            return False
+        if isinstance(self.result, dict) and set(self.result) == {SUCCEEDED_KEY}:
+            return True
+        return step.next is not None and not self.ran(by_id, step.next, where, set())
+
+    def _ended_in(self, step: MapStep, where: _Where, index: int, after: int) -> bool:
+        """Walks iteration `index`, which left no event, and keeps its steps when it
+        reached a `succeed` that ended the execution."""
+        entries, visits, runs = len(self.entries), dict(self.visits), dict(self.runs)
+        outcome, _ = self.chain(
+            step.steps, entry_of(step), self._iteration(step, where, index), after
+        )
+        if outcome == _ENDED:
+            return True
+        for entry in self.entries[entries:]:
+            if entry.state.path is not None and self.by_path.get(entry.state.path) is entry.state:
+                del self.by_path[entry.state.path]
+        del self.entries[entries:]
+        self.visits, self.runs = visits, runs
+        return False

@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from definitions.json_values import unstorable
+from definitions.json_values import STEP_VALUE_LIMIT, unstorable
 
 
 class ExecutionStatus(StrEnum):
@@ -129,12 +129,6 @@ _TEST_RUN = (
     "present (true) on a test run (POST /api/workflows/{id}/test, every task and workflow "
     "step mocked); lists leave test runs out unless asked with ?include_tests=true"
 )
-
-
-STEP_VALUE_LIMIT = 4096
-"""Bytes of serialized JSON a step's `input` or `output` is answered with at most; a
-larger value is answered as `{"truncated": true, "size": <bytes>, "preview": <the first
-STEP_VALUE_LIMIT bytes of its JSON>}`."""
 
 
 class StepState(BaseModel):

@@ -30,6 +30,7 @@ from temporalio.converter import decode_typed_search_attributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.signing import definition_signatures, options_signature
 from definitions.contract import (
     ACTION_EXECUTION_PREFIX,
     CONTRACT_VERSION,
@@ -39,7 +40,6 @@ from definitions.contract import (
     ExecutionMemo,
 )
 from definitions.models import ExecutionOptions, PinnedDefinition, StepMock
-from definitions.signing import definition_signatures, options_signature
 from executions.errors import InvalidPageTokenError, TemporalUnavailableError
 from executions.history import (
     build_record,

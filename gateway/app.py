@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import httpx
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
@@ -27,7 +27,7 @@ from gateway import errors, openapi
 from gateway.content_type import RequireJsonBody
 from gateway.deps import require_api_key
 from gateway.methods import AllowEveryMethod
-from gateway.read_cache import InvalidateOnWrite, ReadCache
+from gateway.read_cache import ReadCache
 from gateway.routes import codec, executions, health, services, workflows
 from registry.db import create_engine, migrate, session_factory
 
@@ -191,19 +191,18 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
-    api = APIRouter(prefix="/api")
+    # Included into the app itself, not through an "/api" router of their own: FastAPI
+    # walks every router on the way to a route, so each level costs every request.
     protected = [Depends(require_api_key)]
     for router in (services.router, workflows.router, executions.router):
-        api.include_router(router, dependencies=protected, responses=errors.error_responses(401))
-    api.include_router(health.router)
-    api.include_router(codec.router)  # its own auth: the CORS preflight carries no key
-    app.include_router(api)
+        app.include_router(
+            router, prefix="/api", dependencies=protected, responses=errors.error_responses(401)
+        )
+    app.include_router(health.router, prefix="/api")
+    # codec: its own auth, as the CORS preflight carries no key.
+    app.include_router(codec.router, prefix="/api")
+    # Behind the routes: read routes fill it, registry writes clear it after their commit.
     app.state.read_cache = ReadCache(ttl=settings.registry_cache_seconds)
-    app.add_middleware(
-        InvalidateOnWrite,
-        cache=app.state.read_cache,
-        prefixes=("/api/services", "/api/workflows"),
-    )
     app.add_middleware(RequireJsonBody)
     app.add_middleware(AllowEveryMethod, document=lambda: app.openapi())
     openapi.install(app, max_execute_timeout=settings.max_execute_timeout)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.settings import Settings
 from executions.service import ExecutionService
+from gateway.read_cache import ReadCache
 
 MAX_PER_PAGE = 100
 
@@ -33,6 +34,10 @@ async def get_executions(request: Request) -> ExecutionService:
 
 async def get_http(request: Request) -> httpx.AsyncClient:
     return request.app.state.http
+
+
+async def get_read_cache(request: Request) -> ReadCache:
+    return request.app.state.read_cache
 
 
 ANONYMOUS = "anonymous"
@@ -71,16 +76,17 @@ def key_id(key: str) -> str:
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-async def require_api_key(
-    request: Request,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> None:
+async def require_api_key(request: Request) -> None:
     """When API_KEYS is set, every endpoint but GET /api/health needs a Bearer key.
 
     A coroutine, though it does no I/O: FastAPI runs a plain-function dependency in a
-    worker thread, a thread hop on every protected request."""
+    worker thread, a thread hop on every protected request. The header is read from the
+    request, not declared as a parameter: FastAPI would extract and validate it on every
+    request, also without API_KEYS (the first Authorization header, as a parameter)."""
     settings: Settings = request.app.state.settings
-    if settings.api_key_set and matching_key(settings, authorization) is None:
+    if settings.api_key_set and (
+        matching_key(settings, request.headers.get("authorization")) is None
+    ):
         raise HTTPException(
             status_code=401,
             detail="missing or invalid API key; send 'Authorization: Bearer <key>'",
@@ -105,14 +111,22 @@ def is_authenticated(request: Request) -> bool:
     )
 
 
+PageQuery = Annotated[int, Query(ge=1, le=1_000_000, description="page number, from 1")]
+PerPageQuery = Annotated[
+    int, Query(ge=1, le=MAX_PER_PAGE, description=f"items per page, at most {MAX_PER_PAGE}")
+]
+NameQuery = Annotated[
+    str | None,
+    Query(max_length=200, description="only the one with this name (exact match)"),
+]
+
+
 class PageParams:
-    def __init__(
-        self,
-        page: Annotated[int, Query(ge=1, le=1_000_000, description="page number, from 1")] = 1,
-        per_page: Annotated[
-            int, Query(ge=1, le=MAX_PER_PAGE, description=f"items per page, at most {MAX_PER_PAGE}")
-        ] = 20,
-    ) -> None:
+    """`page` and `per_page` as one dependency. Routes that answer many requests take
+    PageQuery and PerPageQuery directly instead: a class dependency is called in a worker
+    thread on every request."""
+
+    def __init__(self, page: PageQuery = 1, per_page: PerPageQuery = 20) -> None:
         self.page = page
         self.per_page = per_page
 
@@ -121,6 +135,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ExecutionsDep = Annotated[ExecutionService, Depends(get_executions)]
 HttpDep = Annotated[httpx.AsyncClient, Depends(get_http)]
+ReadCacheDep = Annotated[ReadCache, Depends(get_read_cache)]
 PageDep = Annotated[PageParams, Depends()]
 CallerDep = Annotated[str, Depends(get_caller)]
 IdempotencyKey = Annotated[

@@ -44,6 +44,7 @@ from executions.errors import InvalidPageTokenError, TemporalUnavailableError
 from registry.errors import (
     ConflictError,
     DatabaseUnavailableError,
+    IdempotencyKeyReusedError,
     InvalidDefinitionError,
     NotFoundError,
     NotRunnableError,
@@ -55,10 +56,6 @@ RETRY_AFTER_SECONDS = "2"
 BODY = "body"
 """Where in the request the registry's definitions come from: its problems' `loc` is
 domain-only (["steps", 2, "next"]) and gets this prefix in the answer."""
-
-
-class IdempotencyKeyReusedError(Exception):
-    """An Idempotency-Key came back with a different request."""
 
 
 class UnsupportedMediaTypeError(Exception):

@@ -1,44 +1,47 @@
-"""Serialized answers of registry reads, kept briefly in the gateway process.
+"""Serialized answers of registry reads, kept briefly in the gateway process, behind the
+routes that make them.
 
 A registry read costs milliseconds of ORM and validation work; the same page served
-from memory costs a fraction of one. Every successful write this gateway answers clears
-the cache when it ends, so its own clients always read their writes. Writes made
-through another gateway show here within REGISTRY_CACHE_SECONDS (default 1 s); 0 turns
-the cache off.
+from memory costs a fraction of one. The read routes call the helpers here with what
+routing has already settled: the caller passed `require_api_key` (the routers'
+dependency) and the query parameters passed the route's validation. So this module
+knows no path, parses no query string and checks no key. Its keys are the validated
+parameters of a read, never the raw query string, so equivalent spellings share an
+entry and junk parameters cannot grow it; every caller the routers let in reads the
+same registry, so no key names the caller.
 
-The cache is bounded in bytes (MAX_CACHE_BYTES; the oldest entries go first) and keyed
-on the validated parameters of a read (the route's own key), never on the raw query
-string, so junk query parameters cannot grow it. A write that fails (a 401 without a
-key, a 422, a 404) changed nothing and clears nothing. Starting an execution (POST
-.../execute, .../executions, .../test, /workflows/validate) writes nothing to the
-registry and clears nothing either.
+The routes that write the registry clear the cache once their write has committed
+(`ReadCache.invalidate`), so this gateway's clients always read their writes. A write
+refused before its route runs (a 401 without a key, a 422) or failing in it (a 404, a
+409) clears nothing; starting an execution writes nothing to the registry and clears
+nothing either. Writes made through another gateway show here within REGISTRY_CACHE_SECONDS
+(default 1 s); 0 turns the cache off.
 
-List pages (`cached_listing`) are not cached page by page: a page of 20 out of
-thousands is rarely asked for twice within a second. Instead the cache holds the
-table's order (id, updated_at and status of every row, one query at most once per
+The cache is bounded in bytes (MAX_CACHE_BYTES; the oldest entries go first).
+
+List pages (`list_page`) are not cached page by page alone: a page of 20 out of
+thousands is rarely asked for twice within a second. The cache also holds the table's
+order (id, updated_at and status of every row, one query at most once per
 REGISTRY_CACHE_SECONDS) and the JSON of each row, keyed on its id and updated_at (its
 version), so any page is a slice of the order and a join of row JSONs. A row whose
 updated_at moved is read again; a row JSON is built once per version. The rows' JSON
 is bounded in bytes too (MAX_ROW_BYTES), and a table of more rows than the order may
-hold within MAX_CACHE_BYTES / 2 is listed page by page as before.
+hold within MAX_CACHE_BYTES / 2 is listed page by page.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
-from fastapi import Query, Request, Response
+from fastapi import Request, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.deps import MAX_PER_PAGE, matching_key
 from registry.paging import Row, listing_of, public_page, rows_json
 from registry.schemas import DefinitionStatus, Page
 
@@ -79,6 +82,9 @@ class Listing:
 
 
 class ReadCache:
+    """What the read routes have answered lately, in bytes (or models), for the rules of
+    this module; one per app, at `app.state.read_cache`."""
+
     def __init__(
         self,
         *,
@@ -200,6 +206,8 @@ class ReadCache:
         self._listings.pop(key, None)
 
     def invalidate(self) -> None:
+        """Forget everything held. The routes that write the registry call it once their
+        write has committed; a read that began before is not kept when it ends."""
         self.generation += 1
         self._entries.clear()
         self._bytes = 0
@@ -264,7 +272,7 @@ def page_json(items: Sequence[bytes], *, total: int, page: int, per_page: int) -
     )
 
 
-def page_in_memory(
+def _page_in_memory(
     cache: ReadCache, table: str, *, status: str | None, page: int, per_page: int
 ) -> bytes | None:
     """A list page from memory alone: its cached bytes, or built from the held order of
@@ -312,7 +320,7 @@ async def cached_listing(
     page_key = (table, status, page, per_page)
     if cache.ttl <= 0:
         return await cached_read(request, page_key, read_page)
-    held = page_in_memory(cache, table, status=status, page=page, per_page=per_page)
+    held = _page_in_memory(cache, table, status=status, page=page, per_page=per_page)
     if held is not None:
         return Response(held, media_type="application/json")
     generation = cache.generation
@@ -346,19 +354,6 @@ async def cached_listing(
     return Response(body, media_type="application/json")
 
 
-PageQuery = Annotated[int, Query(ge=1, le=1_000_000, description="page number, from 1")]
-PerPageQuery = Annotated[
-    int, Query(ge=1, le=MAX_PER_PAGE, description=f"items per page, at most {MAX_PER_PAGE}")
-]
-"""The query parameters of gateway.deps.PageParams, for list routes that take them
-directly: a class dependency is called in a worker thread on every request."""
-
-
-NameQuery = Annotated[
-    str | None,
-    Query(max_length=200, description="only the one with this name (exact match)"),
-]
-
 NamedRow = Callable[[AsyncSession, str], Awaitable[Row | None]]
 """The registry's lookup of a row by its (unique) name."""
 
@@ -375,8 +370,8 @@ async def list_page(
     name: str | None = None,
     named: NamedRow[Row] | None = None,
 ) -> Response:
-    """`cached_listing` of a registry table; a database session is opened only when
-    something must be read.
+    """A list route's answer from its validated query parameters: `cached_listing` of a
+    registry table; a database session is opened only when something must be read.
 
     Args:
         name: list only the row of that name (read with `named`; names are unique, so
@@ -430,130 +425,3 @@ async def list_page(
         read_rows=read_rows,
         read_page=read_page,
     )
-
-
-_STARTS_EXECUTION = re.compile(
-    r"^/api/(workflows/validate"
-    r"|workflows/[^/]+/(execute|executions|test)"
-    r"|services/[^/]+/actions/[^/]+/(execute|executions))/?$"
-)
-"""POSTs under the registry's prefixes that start executions or check a definition:
-they write nothing to the registry."""
-
-
-_LIST_PATHS = {"/api/services": "services", "/api/workflows": "workflows"}
-_STATUSES = {status.value.encode() for status in DefinitionStatus}
-
-
-def _list_query(query: bytes) -> tuple[str | None, int, int] | None:
-    """status, page and per_page of a plain list query string that the list routes
-    would accept as they are; None for anything else (the route then answers it).
-
-    A `name` filter is left to the route (None): it caches the page of one name under
-    its own key, and only the route decodes the value as it must be decoded.
-    """
-    status, page, per_page = None, 1, 20
-    seen = set()
-    for part in query.split(b"&") if query else ():
-        name, equals, value = part.partition(b"=")
-        if not equals or name in seen:
-            return None
-        seen.add(name)
-        if name in (b"page", b"per_page"):
-            if not value.isdigit() or len(value) > 7:
-                return None
-            number = int(value)
-            if name == b"page" and 1 <= number <= 1_000_000:
-                page = number
-            elif name == b"per_page" and 1 <= number <= MAX_PER_PAGE:
-                per_page = number
-            else:
-                return None
-        elif name == b"status" and value in _STATUSES:
-            status = value.decode()
-        else:
-            return None  # `name`, a bad value, junk: the route answers
-    return status, page, per_page
-
-
-def _authenticated(scope: Scope) -> bool:
-    """As gateway.deps.require_api_key decides: no API_KEYS, or one Bearer key of them."""
-    settings = scope["app"].state.settings
-    if not settings.api_key_set:
-        return True
-    found = [v for k, v in scope["headers"] if k == b"authorization"]
-    return len(found) == 1 and matching_key(settings, found[0].decode("latin-1")) is not None
-
-
-class InvalidateOnWrite:
-    """Clears the read cache when a non-GET request to the registry ends with a 2xx.
-
-    Only an authenticated request that the routes accepted can answer 2xx, so a caller
-    without a key cannot empty the cache with writes that are refused.
-    """
-
-    def __init__(self, app: ASGIApp, *, cache: ReadCache, prefixes: tuple[str, ...]) -> None:
-        self.app = app
-        self.cache = cache
-        self.prefixes = prefixes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "GET"
-            and scope["path"] in _LIST_PATHS
-            and await self._list_from_memory(scope, send)
-        ):
-            return
-        if (
-            scope["type"] != "http"
-            or scope["method"] in ("GET", "HEAD", "OPTIONS")
-            or not scope["path"].startswith(self.prefixes)
-            or (scope["method"] == "POST" and _STARTS_EXECUTION.match(scope["path"]))
-        ):
-            await self.app(scope, receive, send)
-            return
-        succeeded = False
-
-        async def watch(message: Message) -> None:
-            nonlocal succeeded
-            if message["type"] == "http.response.start":
-                succeeded = 200 <= message["status"] < 300
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        finally:
-            if succeeded:
-                self.cache.invalidate()
-
-    async def _list_from_memory(self, scope: Scope, send: Send) -> bool:
-        """Answer a list page held in memory here, without routing, dependencies and
-        validation (the answer of the route is the same bytes); False: the route answers.
-
-        Only a plain query string the route accepts as it is, from a caller it would
-        let in, is answered here; anything else (junk parameters, a bad value, a
-        missing key) goes on to the route and its own answer."""
-        if self.cache.ttl <= 0:
-            return False
-        query = _list_query(scope["query_string"])
-        if query is None or not _authenticated(scope):
-            return False
-        status, page, per_page = query
-        body = page_in_memory(
-            self.cache, _LIST_PATHS[scope["path"]], status=status, page=page, per_page=per_page
-        )
-        if body is None:
-            return False
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-length", str(len(body)).encode()),
-                    (b"content-type", b"application/json"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-        return True

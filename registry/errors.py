@@ -48,3 +48,7 @@ class NotRunnableError(RegistryError):
 
 class DatabaseUnavailableError(RegistryError):
     """The registry database cannot be reached."""
+
+
+class IdempotencyKeyReusedError(RegistryError):
+    """An Idempotency-Key came back with a different request."""

@@ -61,7 +61,7 @@ class ServiceRow(Base):
         nullable=True,
         default=None,
     )
-    """The outbound credential, sealed (registry/services.py `seal_credential`): the key
+    """The outbound credential, sealed (registry/credentials.py `seal_credential`): the key
     id, the AES-256-GCM ciphertext and the non-secret fields the API shows; NULL if none."""
     max_concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     """Calls of the service in flight at once, across all workers; NULL: no limit."""
@@ -108,7 +108,7 @@ class WorkflowVersionRow(Base):
 class IdempotencyRow(Base):
     """The first response to a write that carried an `Idempotency-Key`.
 
-    `key` is a sha256 of the caller, the scope and the key (gateway/idempotency.py);
+    `key` is a sha256 of the caller, the scope and the key (registry/transactions.py);
     rows older than IDEMPOTENCY_TTL_SECONDS are deleted by the next keyed write.
     """
 

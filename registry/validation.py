@@ -13,7 +13,7 @@ from definitions.flow_checks import check_flow
 from definitions.graph import Problem, problem, validate_graph
 from definitions.language import Flow, MapStep, ParallelStep, TaskStep, iter_steps
 from definitions.models import ActionSpec, StepSpec
-from definitions.schema_rules import pattern_problems
+from schemas.rules import pattern_problems
 
 MAX_SCHEMA_BYTES = 64 * 1024
 MAX_SCHEMA_DEPTH = 32

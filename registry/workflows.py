@@ -1,4 +1,8 @@
-"""Registry operations on stored workflows, and pinning a definition for an execution."""
+"""Registry operations on stored workflows, and pinning a definition for an execution.
+
+Every write commits itself, in one transaction with the answer its Idempotency-Key
+gets (registry/transactions.py).
+"""
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from registry.schemas import (
     WorkflowUpdate,
 )
 from registry.tables import ServiceRow, WorkflowRow, WorkflowVersionRow, utcnow
+from registry.transactions import Answer, KeyedRequest, commit_write
 from registry.validation import step_locations, validate_flow, validate_steps
 
 RESOURCE = "workflow"
@@ -452,16 +457,40 @@ def _version_row(row: WorkflowRow) -> WorkflowVersionRow:
 
 
 async def create(
-    session: AsyncSession, body: WorkflowCreate, *, checks: DefinitionChecks
-) -> tuple[WorkflowRow, bool, list[Problem]]:
-    """Store a new workflow at version 1, or return the stored one if it is identical.
-
-    Flushed, not committed: the caller commits it in one transaction with the answer it
-    stores for the request's Idempotency-Key (gateway/idempotency.py `write_once`).
+    session: AsyncSession,
+    body: WorkflowCreate,
+    *,
+    checks: DefinitionChecks,
+    keyed: KeyedRequest | None = None,
+) -> Answer:
+    """Store a new workflow at version 1, or answer the stored one if it is identical;
+    commits.
 
     Args:
         checks: where the definition is parsed and checked (check_definition).
+        keyed: the request's Idempotency-Key: the answer is committed with the workflow,
+            and a repeat of the request gets it again.
+
+    Returns:
+        201 and the workflow (with its warnings) if it was created now, 200 and the
+        stored one if identical.
+
+    Raises:
+        InvalidDefinitionError, ConflictError, IdempotencyKeyReusedError.
     """
+
+    async def write() -> tuple[int, Any]:
+        row, created, warnings = await _create(session, body, checks=checks)
+        public = to_public(row, warnings=warnings)
+        return (201 if created else 200), public.model_dump(mode="json")
+
+    return await commit_write(session, keyed, write)
+
+
+async def _create(
+    session: AsyncSession, body: WorkflowCreate, *, checks: DefinitionChecks
+) -> tuple[WorkflowRow, bool, list[Problem]]:
+    """`create`, flushed: the row, whether it was created now, and its warnings."""
     existing = await get_by_name(session, body.name)
     if existing is not None:
         parsed = await checks.parse(body.steps, body.top_level())
@@ -507,21 +536,33 @@ async def update(
     body: WorkflowUpdate,
     *,
     checks: DefinitionChecks,
-    commit: bool = True,
-) -> WorkflowPublic:
+    keyed: KeyedRequest | None = None,
+) -> Answer:
     """Apply the fields that are set and commit; a change of steps makes a new version.
 
     Args:
         checks: where a new definition is parsed and checked (check_definition).
-        commit: False leaves the commit to the caller (which adds the Idempotency-Key's
-            answer to the same transaction).
+        keyed: the request's Idempotency-Key: the answer is committed with the change,
+            and a repeat of the request gets it again.
 
     Returns:
-        The workflow as stored now.
+        200 and the workflow as stored now.
 
     Raises:
-        NotFoundError, InvalidDefinitionError, ConflictError.
+        NotFoundError, InvalidDefinitionError, ConflictError, IdempotencyKeyReusedError.
     """
+
+    async def write() -> tuple[int, Any]:
+        updated = await _update(session, workflow_id, body, checks=checks)
+        return 200, updated.model_dump(mode="json")
+
+    return await commit_write(session, keyed, write)
+
+
+async def _update(
+    session: AsyncSession, workflow_id: str, body: WorkflowUpdate, *, checks: DefinitionChecks
+) -> WorkflowPublic:
+    """`update`, flushed."""
     row = await get_row(session, workflow_id)
     if body.name is not None and body.name != row.name:
         other = await get_by_name(session, body.name)
@@ -575,21 +616,32 @@ async def update(
                 row.mode,
             )
     await session.flush()
-    public = to_public(row, warnings=warnings)
-    if commit:
-        await session.commit()
-    return public
+    return to_public(row, warnings=warnings)
 
 
-async def delete(session: AsyncSession, workflow_id: str, *, commit: bool = True) -> WorkflowPublic:
-    """Delete a workflow and its versions, and commit; returns it as it was stored.
+async def delete(
+    session: AsyncSession, workflow_id: str, *, keyed: KeyedRequest | None = None
+) -> Answer:
+    """Delete a workflow and its versions, and commit.
 
     Args:
-        commit: False leaves the commit to the caller.
+        keyed: the request's Idempotency-Key: a repeat of the request gets the first
+            answer (not a 404).
+
+    Returns:
+        200 and the workflow as it was stored.
 
     Raises:
-        NotFoundError.
+        NotFoundError, IdempotencyKeyReusedError.
     """
+
+    async def write() -> tuple[int, Any]:
+        return 200, (await _delete(session, workflow_id)).model_dump(mode="json")
+
+    return await commit_write(session, keyed, write)
+
+
+async def _delete(session: AsyncSession, workflow_id: str) -> WorkflowPublic:
     row = await get_row(session, workflow_id)
     public = to_public(row)
     for version in (
@@ -599,10 +651,7 @@ async def delete(session: AsyncSession, workflow_id: str, *, commit: bool = True
     ).scalars():
         await session.delete(version)
     await session.delete(row)
-    if commit:
-        await session.commit()
-    else:
-        await session.flush()
+    await session.flush()
     return public
 
 

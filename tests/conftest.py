@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from core.devserver import DevServer
-from tests.support.services import TestServices, start_test_services
-from tests.support.stack import Stack, start_dev_server, wait_for_workers
+from harness.services import TestServices, start_test_services
+from harness.stack import Stack, start_dev_server, wait_for_workers
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -41,13 +41,16 @@ log = logging.getLogger("worker")
 # workflow run: pure models and functions, no I/O.
 PASSTHROUGH_MODULES = (
     "definitions",
+    "schemas",
     "jsonata",
     # Workflow code, deterministic by review and by the replay gate: shared rather than
     # re-imported (and, without .pyc files, recompiled) for every workflow run.
     "workflows.integrity",
     "workflows.interpreter",
+    "workflows.journal",
     "workflows.stored",
     "workflows.tasks",
+    "core.signing",
     "core.temporal",
     "pydantic",
     "pydantic_core",

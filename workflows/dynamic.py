@@ -15,6 +15,7 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
+    from definitions.contract import JOURNAL_QUERY
     from workflows.stored import (
         LOAD_DEFINITION_RETRY,
         START_PATCH,
@@ -39,3 +40,8 @@ class StoredWorkflow(StoredWorkflowBody):
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> Any:
         return await self.run_stored(args)
+
+    @workflow.query(name=JOURNAL_QUERY)
+    def journal_query(self) -> list[dict[str, Any]]:
+        """The journal: one entry per step run so far, as the interpreter ran it."""
+        return self.journal_entries()

@@ -2,7 +2,7 @@
 
 Anyone who can reach the Temporal frontend can start a workflow on the task queue with
 a definition of their own. With DEFINITION_SIGNING_KEY set, the gateway signs the
-execution options it starts with, whole (definitions/signing.py), and the worker:
+execution options it starts with, whole (core/signing.py), and the worker:
 
 - refuses options without a signature (`DefinitionNotSigned`) or with one that does
   not match (`DefinitionSignatureMismatch`), both non-retryable, before any command;
@@ -28,8 +28,8 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from core.signing import options_signature, options_signature_matches
     from definitions.models import ExecutionOptions
-    from definitions.signing import options_signature, options_signature_matches
 
 SIGNED_OPTIONS_PATCH = "signed-options"
 """Options without a whole signature are refused from here on; histories recorded before

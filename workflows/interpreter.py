@@ -22,9 +22,15 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from definitions.chain import step_input
-    from definitions.contract import INVALID_START, STEP_FAILED, StepFailure
+    from definitions.contract import (
+        EXPRESSION_LIMIT,
+        INVALID_START,
+        STEP_FAILED,
+        SUCCEED_ENDS_EXECUTION_PATCH,
+        SUCCEEDED_KEY,
+        StepFailure,
+    )
     from definitions.expressions import Evaluator, ExpressionError, ExpressionLimitError
-    from definitions.json_schema import violations
     from definitions.language import (
         Catch,
         ChoiceStep,
@@ -46,7 +52,9 @@ with workflow.unsafe.imports_passed_through():
         PinnedStep,
         StepCall,
     )
+    from schemas.validation import violations
     from workflows.integrity import signed
+    from workflows.journal import Entry, Journal, StepStatus
     from workflows.tasks import run_mock, run_task, run_workflow_mock
 
 CONTINUE_AS_NEW_AFTER = 500
@@ -75,19 +83,6 @@ MAX_WAIT_SECONDS = 366 * 24 * 3600
 MAX_WORKFLOW_DEPTH = 8
 """How deep `workflow` steps nest (a workflow that runs a workflow ...); deeper fails
 the step with `WorkflowDepthExceeded`. Cycles are refused when a definition is saved."""
-
-SUCCEED_ENDS_EXECUTION_PATCH = "succeed-ends-execution"
-"""A `succeed` inside a parallel branch or a map iteration ends the whole execution and
-withdraws the work still running; histories recorded before ended only the branch."""
-
-
-EXPRESSION_LIMIT = "ExpressionLimit"
-"""The error type of an expression stopped by its budget (definitions/expressions.py);
-a `catch` on a task routes on it when the task's `input` was stopped."""
-
-SUCCEEDED_KEY = "si:succeeded"
-"""A map batch's result when a `succeed` in it ended the execution (a batch otherwise
-answers a list)."""
 
 
 class _Succeeded(Exception):
@@ -141,13 +136,14 @@ class Scope:
     item: Any = None
     index: int | None = None
     prefix: str = ""
+    branch_number: int | None = None
 
     def steps(self) -> dict[str, Any]:
         merged = self.parent.steps() if self.parent else {}
         merged.update(self.outputs)
         return merged
 
-    def branch(self) -> Scope:
+    def branch(self, number: int) -> Scope:
         """A parallel branch: it writes step outputs where its parent does (step ids are
         unique), and assigns variables of its own."""
         return Scope(
@@ -157,6 +153,7 @@ class Scope:
             item=self.item,
             index=self.index,
             prefix=self.prefix,
+            branch_number=number,
         )
 
     def iteration(self, map_id: str, index: int, item: Any) -> Scope:
@@ -166,6 +163,7 @@ class Scope:
             item=item,
             index=index,
             prefix=f"{self.prefix}{map_id}[{index}].",
+            branch_number=self.branch_number,
         )
 
 
@@ -218,6 +216,7 @@ class FlowRun:
             self.budget = min(self.budget, options.step_budget)
         self.depth = options.depth
         self.pending = asyncio.Semaphore(MAX_PENDING)
+        self.journal = Journal()
         self._succeed_ends: bool | None = None
         self.outer_steps: dict[str, Any] = bindings.get("steps") or {}
         self.outer_vars: dict[str, Any] = bindings.get("vars") or {}
@@ -352,14 +351,37 @@ class FlowRun:
             step = by_id[current]
             self.executed += 1
             self.executed_this_run += 1
-            if self.executed > self.budget:
-                raise _failure(
-                    f"the execution ran {self.budget} steps, its max_steps; raise max_steps "
-                    "or check the loop's exit condition",
-                    "StepBudgetExceeded",
-                    step_id=step.id,
-                )
-            last, current = await self.run_step(step, scope, last)
+            entry = self.journal.open(
+                step.id,
+                step.type,
+                self._activity_id(scope, step.id),
+                iteration=scope.index,
+                branch=scope.branch_number,
+            )
+            try:
+                if self.executed > self.budget:
+                    raise _failure(
+                        f"the execution ran {self.budget} steps, its max_steps; raise "
+                        "max_steps or check the loop's exit condition",
+                        "StepBudgetExceeded",
+                        step_id=step.id,
+                    )
+                last, current = await self.run_step(step, scope, last, entry)
+            except _Succeeded as succeeded:
+                if entry.status is StepStatus.RUNNING:
+                    self.journal.close(entry, StepStatus.COMPLETED, output=succeeded.output)
+                raise
+            except asyncio.CancelledError:
+                self.journal.close(entry, StepStatus.CANCELED)
+                raise
+            except Exception as error:
+                if entry.status is StepStatus.RUNNING:
+                    self.journal.close(
+                        entry, StepStatus.FAILED, error=_journal_error(error, step.id)
+                    )
+                raise
+            if entry.status is StepStatus.RUNNING:
+                self.journal.close(entry, StepStatus.COMPLETED)
         return last
 
     def _should_continue_as_new(self) -> bool:
@@ -385,20 +407,25 @@ class FlowRun:
         )
         workflow.continue_as_new(args=[self.data, signed(options)])
 
-    async def run_step(self, step: Any, scope: Scope, last: Any) -> tuple[Any, str | None]:
+    async def run_step(
+        self, step: Any, scope: Scope, last: Any, entry: Entry
+    ) -> tuple[Any, str | None]:
         if isinstance(step, TaskStep):
-            return await self.task(step, scope)
+            return await self.task(step, scope, entry)
         if isinstance(step, ChoiceStep):
-            return last, self.choice(step, scope)
+            route = self.choice(step, scope)
+            entry.route = route
+            return last, route
         if isinstance(step, ParallelStep):
+            entry.count = len(step.branches)
             return await self.parallel(step, scope)
         if isinstance(step, MapStep):
-            return await self.map(step, scope)
+            return await self.map(step, scope, entry)
         if isinstance(step, WaitStep):
             await self.wait(step, scope)
             return last, step.next
         if isinstance(step, WorkflowStep):
-            return await self.child(step, scope)
+            return await self.child(step, scope, entry)
         if isinstance(step, SucceedStep):
             output = (
                 last if step.output is None else self.value(scope, step.output, step.id, "output")
@@ -439,8 +466,9 @@ class FlowRun:
 
     # ------------------------------------------------------------------ step types
 
-    async def task(self, step: TaskStep, scope: Scope) -> tuple[Any, str | None]:
+    async def task(self, step: TaskStep, scope: Scope, entry: Entry) -> tuple[Any, str | None]:
         pinned: PinnedStep = self.tasks[step.id]
+        entry.service, entry.action = pinned.service, pinned.action
         if step.input is not None:
             try:
                 body = self.value(scope, step.input, step.id, "input")
@@ -454,7 +482,7 @@ class FlowRun:
                     error_type=EXPRESSION_LIMIT,
                     message=error.message,
                 )
-                return self._caught(step, scope, failure, error)
+                return self._caught(step, scope, failure, error, entry)
             if not isinstance(body, dict):
                 raise _failure(
                     f"step '{step.id}': its input must evaluate to a JSON object, got "
@@ -464,7 +492,8 @@ class FlowRun:
                 )
         else:
             body = step_input(pinned.spec.input_schema, self.data)
-        activity_id = self._activity_id(scope, step.id)
+        activity_id = entry.path
+        entry.input = body
         call = StepCall(
             contract=self.options.contract,
             execution_id=workflow.info().workflow_id,
@@ -487,16 +516,26 @@ class FlowRun:
                     result = await run_task(pinned, call, activity_id=activity_id)
         except ApplicationError as error:
             failure = _step_failure(error, step.id)
-            return self._caught(step, scope, failure, error)
+            return self._caught(step, scope, failure, error, entry)
+        entry.output = result
         if isinstance(result, dict):
             self.data.update(result)
         return self._finish(step, scope, result), step.next
 
     def _caught(
-        self, step: TaskStep | WorkflowStep, scope: Scope, failure: StepFailure, error: Exception
+        self,
+        step: TaskStep | WorkflowStep,
+        scope: Scope,
+        failure: StepFailure,
+        error: Exception,
+        entry: Entry,
     ) -> tuple[Any, str | None]:
         names = error_names(failure)
         bound = error_binding(failure)
+        cancelled = failure.error_type == "CancelledError"
+        self.journal.close(
+            entry, StepStatus.CANCELED if cancelled else StepStatus.FAILED, error=bound
+        )
         for catch in step.catch:
             if _matches(catch, names):
                 if catch.assign:
@@ -509,10 +548,12 @@ class FlowRun:
                         }
                     )
                 scope.outputs[step.id] = {"output": None, "error": bound}
+                entry.route = catch.next
                 return {"error": bound}, catch.next
         if isinstance(step, TaskStep) and step.optional:
             output = {"error": bound}
             scope.outputs[step.id] = {"output": output, "error": bound}
+            entry.output = output
             return output, step.next
         raise error
 
@@ -531,15 +572,15 @@ class FlowRun:
         )
 
     async def parallel(self, step: ParallelStep, scope: Scope) -> tuple[Any, str | None]:
-        async def branch(chain: Any) -> Any:
+        async def branch(number: int, chain: Any) -> Any:
             try:
-                return await self.run_chain(chain.steps, entry_of(chain), scope.branch())
+                return await self.run_chain(chain.steps, entry_of(chain), scope.branch(number))
             except _Succeeded as succeeded:
                 if self._succeed_ends_execution():
                     raise  # ends the execution: _first_to_end withdraws the other branches
                 return succeeded.output
 
-        tasks = [asyncio.ensure_future(branch(chain)) for chain in step.branches]
+        tasks = [asyncio.ensure_future(branch(n, chain)) for n, chain in enumerate(step.branches)]
         await self._first_to_end(tasks, fail_fast=step.fail_fast)
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for result in results:
@@ -547,7 +588,8 @@ class FlowRun:
                 raise result
         return self._finish(step, scope, list(results)), step.next
 
-    async def map(self, step: MapStep, scope: Scope) -> tuple[Any, str | None]:
+    async def map(self, step: MapStep, scope: Scope, entry: Entry) -> tuple[Any, str | None]:
+        entry.count = 0  # the iterations that ran
         items = self.value(scope, step.items, step.id, "items")
         if not isinstance(items, list):
             raise _failure(
@@ -563,9 +605,9 @@ class FlowRun:
                 step_id=step.id,
             )
         if len(items) > MAP_CHILD_THRESHOLD:
-            outcomes = await self._map_in_children(step, items, scope)
+            outcomes = await self._map_in_children(step, items, scope, entry)
         else:
-            outcomes = await self._map_here(step, items, scope)
+            outcomes = await self._map_here(step, items, scope, entry)
         tolerated = tolerated_failures(step, len(items))
         failures = [o for o in outcomes if isinstance(o, _IterationFailed)]
         if len(failures) > tolerated:
@@ -581,7 +623,9 @@ class FlowRun:
         results = [{"error": o.error} if isinstance(o, _IterationFailed) else o for o in outcomes]
         return self._finish(step, scope, results), step.next
 
-    async def _map_here(self, step: MapStep, items: list[Any], scope: Scope) -> list[Any]:
+    async def _map_here(
+        self, step: MapStep, items: list[Any], scope: Scope, entry: Entry
+    ) -> list[Any]:
         gate = asyncio.Semaphore(step.max_concurrency)
         give_up = asyncio.Event()
         tolerated = tolerated_failures(step, len(items))
@@ -593,11 +637,13 @@ class FlowRun:
                 global_index = index + self.index_offset
                 if give_up.is_set():
                     return _IterationFailed(global_index, {"type": "Skipped", "message": "not run"})
+                entry.count = (entry.count or 0) + 1
                 child = scope.iteration(step.id, global_index, item)
                 try:
                     return await self.run_chain(step.steps, entry_of(step), child)
                 except _Succeeded as succeeded:
                     if self._succeed_ends_execution():
+                        give_up.set()  # no iteration waiting for its turn starts
                         raise  # ends the execution: _first_to_end withdraws the others
                     return succeeded.output
                 except ApplicationError as error:
@@ -610,7 +656,9 @@ class FlowRun:
         await self._first_to_end(tasks, fail_fast=False)
         return list(await asyncio.gather(*tasks))
 
-    async def _map_in_children(self, step: MapStep, items: list[Any], scope: Scope) -> list[Any]:
+    async def _map_in_children(
+        self, step: MapStep, items: list[Any], scope: Scope, entry: Entry
+    ) -> list[Any]:
         """Iterations in child workflows of MAP_BATCH items each, one batch at a time, so
         no history grows past Temporal's limits."""
         inner = Flow(
@@ -657,15 +705,33 @@ class FlowRun:
                     "batch": batch,
                 },
             )
-            async with self.pending:
-                results = await workflow.execute_child_workflow(
-                    f"{self.definition.name}/{step.id}",
-                    args=[{}, signed(options)],
-                    id=f"{info.workflow_id}/{step.id}/batch-{number}"
-                    + (f"-r{self.executed}" if self.executed > 1 else ""),
-                    task_queue=info.task_queue,
-                    static_summary=f"map '{step.id}' items {start}-{start + len(batch) - 1}",
+            child_id = f"{info.workflow_id}/{step.id}/batch-{number}" + (
+                f"-r{self.executed}" if self.executed > 1 else ""
+            )
+            batch_entry = self.journal.open(
+                step.id,
+                "workflow",
+                child_id.removeprefix(f"{info.workflow_id}/"),
+                child_execution_id=child_id,
+                iteration=scope.index,
+                branch=scope.branch_number,
+            )
+            entry.count = (entry.count or 0) + len(batch)
+            try:
+                async with self.pending:
+                    results = await workflow.execute_child_workflow(
+                        f"{self.definition.name}/{step.id}",
+                        args=[{}, signed(options)],
+                        id=child_id,
+                        task_queue=info.task_queue,
+                        static_summary=f"map '{step.id}' items {start}-{start + len(batch) - 1}",
+                    )
+            except BaseException as error:
+                self.journal.close(
+                    batch_entry, StepStatus.FAILED, error=_journal_error(error, step.id)
                 )
+                raise
+            self.journal.close(batch_entry, StepStatus.COMPLETED, output=results)
             if isinstance(results, dict) and SUCCEEDED_KEY in results:
                 raise _Succeeded(results[SUCCEEDED_KEY])  # a `succeed` in that batch
             for offset, result in enumerate(results or []):
@@ -720,12 +786,13 @@ class FlowRun:
         if delay > timedelta(0):
             await workflow.sleep(delay, summary=f"wait '{step.id}'")
 
-    async def child(self, step: WorkflowStep, scope: Scope) -> tuple[Any, str | None]:
+    async def child(self, step: WorkflowStep, scope: Scope, entry: Entry) -> tuple[Any, str | None]:
         body = (
             self.value(scope, step.input, step.id, "input") if step.input is not None else self.data
         )
         info = workflow.info()
-        activity_id = self._activity_id(scope, step.id)
+        activity_id = entry.path
+        entry.input = body
         if self.depth + 1 > MAX_WORKFLOW_DEPTH:
             raise _failure(
                 f"step '{step.id}': workflow '{step.workflow}' would run {self.depth + 1} "
@@ -738,8 +805,10 @@ class FlowRun:
             try:
                 result = await run_workflow_mock(step.id, step.workflow, mock, activity_id)
             except ApplicationError as error:
-                return self._caught(step, scope, _step_failure(error, step.id), error)
+                return self._caught(step, scope, _step_failure(error, step.id), error, entry)
+            entry.output = result
             return self._finish(step, scope, result), step.next
+        entry.child_execution_id = f"{info.workflow_id}/{activity_id}"
         options = ExecutionOptions(
             context=self.context,
             version=step.version,
@@ -770,10 +839,18 @@ class FlowRun:
                 "ChildWorkflowFailed",
                 step_id=step.id,
             )
-            return self._caught(step, scope, failure, wrapped)
+            return self._caught(step, scope, failure, wrapped, entry)
+        entry.output = result
         if isinstance(result, dict):
             self.data.update(result)
         return self._finish(step, scope, result), step.next
+
+
+def _journal_error(error: BaseException, step_id: str) -> dict[str, Any]:
+    """A failed step's error in the journal, as `$error` binds it."""
+    if isinstance(error, ApplicationError):
+        return _error_of(error, step_id)
+    return {"type": type(error).__name__, "message": str(error), "step_id": step_id}
 
 
 def _raised(task: asyncio.Task[Any]) -> bool:

@@ -17,7 +17,8 @@ from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from workflows.integrity import verify_options
-from workflows.interpreter import FlowRun
+from workflows.interpreter import FlowRun, error_binding
+from workflows.journal import Journal, StepStatus
 from workflows.tasks import (
     HEARTBEAT_TIMEOUT,
     StepError,
@@ -34,9 +35,11 @@ with workflow.unsafe.imports_passed_through():
         INVALID_START,
         LOAD_DEFINITION_ACTIVITY,
         START_ACTIVITY,
+        STEP_FAILED,
         WORKFLOW_ID_KEY,
         WORKFLOW_VERSION_KEY,
         ExecutionMemo,
+        StepFailure,
     )
     from definitions.models import (
         ExecutionOptions,
@@ -109,6 +112,13 @@ def _start_arguments(args: Sequence[RawValue]) -> tuple[dict[str, Any], Executio
     return data, options
 
 
+def _chain_error(error: ApplicationError, step_id: str) -> dict[str, Any]:
+    """A chain step's error in the journal, as a flow's `$error` binds it."""
+    if error.type == STEP_FAILED and error.details and isinstance(error.details[0], dict):
+        return error_binding(StepFailure.model_validate(error.details[0]))
+    return {"type": error.type, "message": error.message, "step_id": step_id}
+
+
 class StoredWorkflowBody:
     """Runs a pinned definition from its entry step along `next`.
 
@@ -119,6 +129,12 @@ class StoredWorkflowBody:
     result) and makes the first attempt of a chain's entry step.
     """
 
+    journal: Journal | None = None
+    """What ran so far (workflows/journal.py); answered to the si:journal query."""
+
+    def journal_entries(self) -> list[dict[str, Any]]:
+        return self.journal.public() if self.journal is not None else []
+
     async def run_stored(self, args: Sequence[RawValue]) -> Any:
         data, options = _start_arguments(args)
         context = dict(options.context)
@@ -126,7 +142,7 @@ class StoredWorkflowBody:
         if options.definition is not None:
             verify_options(args[1], options)  # before any command (workflows/integrity.py)
             return await self._follow(options.definition, options, data, context, request_id)
-        if not self._starts_with_activity():
+        if not workflow.patched(START_PATCH):  # histories recorded before si:start
             definition = await self._load_definition(options.version)
             return await self._follow(definition, options, data, context, request_id)
         definition, first = await self._start(data, options, context, request_id)
@@ -157,7 +173,9 @@ class StoredWorkflowBody:
             flow = FlowRun(
                 definition, options, data=data, request_id=request_id, signatures=signatures
             )
+            self.journal = flow.journal
             return await flow.run()  # type: ignore[no-any-return]
+        journal = self.journal = Journal()
 
         step: PinnedStep | None = definition.step(definition.entry)
         output: dict[str, Any] = {}
@@ -172,22 +190,26 @@ class StoredWorkflowBody:
                 signatures=signatures,
             )
             mock = options.mocks.get(step.id)
-            if first is not None:  # the entry step, its first attempt made by si:start
-                output = await self._after_first_attempt(step, call, first)
-                first = None
-            elif mock is not None and workflow.patched(CHAIN_MOCKS_PATCH):
-                # A test run: the step answers its mock and calls no service.
-                answer = await run_mock(step, mock, activity_id=step.id)
-                output = answer if isinstance(answer, dict) else {}
-            else:
-                output = await self._run_step(step, call)
+            entry = journal.open(
+                step.id, "task", step.id, service=step.service, action=step.action, input=call.input
+            )
+            try:
+                if first is not None:  # the entry step, its first attempt made by si:start
+                    output = await self._after_first_attempt(step, call, first)
+                    first = None
+                elif mock is not None and workflow.patched(CHAIN_MOCKS_PATCH):
+                    # A test run: the step answers its mock and calls no service.
+                    answer = await run_mock(step, mock, activity_id=step.id)
+                    output = answer if isinstance(answer, dict) else {}
+                else:
+                    output = await self._run_step(step, call)
+            except ApplicationError as error:
+                journal.close(entry, StepStatus.FAILED, error=_chain_error(error, step.id))
+                raise
+            journal.close(entry, StepStatus.COMPLETED, output=output)
             data.update(output)
             step = definition.step(step.next) if step.next is not None else None
         return output
-
-    def _starts_with_activity(self) -> bool:
-        """A start by name begins with si:start (not in histories recorded before)."""
-        return workflow.patched(START_PATCH)
 
     async def _start(
         self,

@@ -9,11 +9,11 @@ from fastapi.exceptions import RequestValidationError
 
 from core.settings import Settings
 from definitions.chain import step_input
-from definitions.json_schema import violations
 from definitions.language import TaskStep, entry_of
 from definitions.models import PinnedDefinition, PinnedStep, StepMock
 from executions.models import ExecuteRequest, ExecutionPublic, ExecutionStarted
 from executions.service import ExecutionService
+from schemas.validation import violations
 
 
 def execute_timeout(timeout: float | None, settings: Settings) -> float:

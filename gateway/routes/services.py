@@ -21,27 +21,24 @@ from executions.models import ExecuteRequest, ExecutionPublic, ExecutionStarted
 from gateway.deps import (
     ExecutionsDep,
     HttpDep,
+    NameQuery,
+    PageQuery,
+    PerPageQuery,
+    ReadCacheDep,
     RequestIdHeader,
     SessionDep,
     SettingsDep,
 )
 from gateway.errors import error_responses
-from gateway.idempotency import IdempotencyDep, execution_id_for, write_once
-from gateway.read_cache import (
-    NameQuery,
-    PageQuery,
-    PerPageQuery,
-    cached_model,
-    cached_read,
-    list_page,
-)
+from gateway.idempotency import IdempotencyDep, execution_id_for
+from gateway.read_cache import cached_model, cached_read, list_page
 from gateway.routes.executing import (
     execute_timeout,
     run_and_answer,
     start_and_point,
     with_request_id,
 )
-from registry import services, workflows
+from registry import credentials, services, workflows
 from registry.errors import InvalidDefinitionError
 from registry.schemas import (
     DefinitionStatus,
@@ -115,7 +112,7 @@ def idempotency_request(body: ServiceCreate | ServiceUpdate, settings: Settings)
     encoded = jsonable_encoder(body.model_copy(update={"credential": None}))
     encoded["credential"] = {
         "sent": True,
-        "digest": services.credential_digest(settings.encryption_keys, body.credential),
+        "digest": credentials.credential_digest(settings.encryption_keys, body.credential),
     }
     return encoded
 
@@ -134,7 +131,11 @@ def _with_warnings(content: Any, warnings: list[str]) -> Any:
     },
 )
 async def register_service(
-    body: ServiceCreate, session: SessionDep, idempotency: IdempotencyDep, settings: SettingsDep
+    body: ServiceCreate,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    settings: SettingsDep,
+    reads: ReadCacheDep,
 ) -> JSONResponse:
     """Register a service. Registering an identical definition again returns the stored one;
     one with a `credential` is never identical (409 whether its secret matches or not:
@@ -148,19 +149,13 @@ async def register_service(
     warnings = await outbound_warnings(settings, str(body.endpoint))
     warnings += await credential_warnings(settings, body.credential)
 
-    async def write() -> tuple[int, Any]:
-        row, created = await services.register(
-            session, body, codec=services.codec_of(settings.encryption_keys)
-        )
-        return (201 if created else 200), jsonable_encoder(services.to_public(row))
-
-    status_code, content = await write_once(
+    status_code, content = await services.register(
         session,
-        idempotency,
-        scope="POST /api/services",
-        request=idempotency_request(body, settings),
-        write=write,
+        body,
+        codec=credentials.codec_of(settings.encryption_keys),
+        keyed=idempotency.bound("POST /api/services", idempotency_request(body, settings)),
     )
+    reads.invalidate()  # committed: a write refused or failed has raised, clearing nothing
     return JSONResponse(_with_warnings(content, warnings), status_code=status_code)
 
 
@@ -205,6 +200,7 @@ async def update_service(
     session: SessionDep,
     idempotency: IdempotencyDep,
     settings: SettingsDep,
+    reads: ReadCacheDep,
 ) -> JSONResponse:
     """Update the fields sent. Running executions keep the definition they started with.
 
@@ -218,23 +214,16 @@ async def update_service(
     )
     warnings += await credential_warnings(settings, body.credential)
 
-    async def write() -> tuple[int, Any]:
-        updated = await services.update(
-            session,
-            service_id,
-            body,
-            commit=False,
-            codec=services.codec_of(settings.encryption_keys),
-        )
-        return 200, jsonable_encoder(updated)
-
-    status_code, content = await write_once(
+    status_code, content = await services.update(
         session,
-        idempotency,
-        scope=f"PATCH /api/services/{service_id}",
-        request=idempotency_request(body, settings),
-        write=write,
+        service_id,
+        body,
+        codec=credentials.codec_of(settings.encryption_keys),
+        keyed=idempotency.bound(
+            f"PATCH /api/services/{service_id}", idempotency_request(body, settings)
+        ),
     )
+    reads.invalidate()
     return JSONResponse(_with_warnings(content, warnings), status_code=status_code)
 
 
@@ -243,6 +232,7 @@ async def deregister_service(
     service_id: ServiceRef,
     session: SessionDep,
     idempotency: IdempotencyDep,
+    reads: ReadCacheDep,
     force: Annotated[
         bool, Query(description="deregister even if active workflows use the service")
     ] = False,
@@ -251,18 +241,13 @@ async def deregister_service(
 
     With an Idempotency-Key, a retry after a lost answer gets the first answer, not a 404.
     """
-
-    async def write() -> tuple[int, Any]:
-        removed = await services.deregister(session, service_id, force=force, commit=False)
-        return 200, jsonable_encoder(removed)
-
-    status_code, content = await write_once(
+    status_code, content = await services.deregister(
         session,
-        idempotency,
-        scope=f"DELETE /api/services/{service_id}",
-        request={"force": force},
-        write=write,
+        service_id,
+        force=force,
+        keyed=idempotency.bound(f"DELETE /api/services/{service_id}", {"force": force}),
     )
+    reads.invalidate()
     return JSONResponse(content, status_code=status_code)
 
 

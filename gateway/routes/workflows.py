@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,27 +22,19 @@ from executions.service import MAX_LIST_OFFSET
 from gateway.deps import (
     ExecutionsDep,
     IdempotencyKey,
+    NameQuery,
     PageDep,
+    PageQuery,
+    PerPageQuery,
+    ReadCacheDep,
     RequestIdHeader,
     SessionDep,
     SettingsDep,
     get_caller,
 )
 from gateway.errors import error_responses
-from gateway.idempotency import (
-    IdempotencyDep,
-    execution_id_for,
-    get_idempotency,
-    write_once,
-)
-from gateway.read_cache import (
-    NameQuery,
-    PageQuery,
-    PerPageQuery,
-    cached_model,
-    cached_read,
-    list_page,
-)
+from gateway.idempotency import IdempotencyDep, execution_id_for, get_idempotency
+from gateway.read_cache import cached_model, cached_read, list_page
 from gateway.routes.executing import (
     execute_timeout,
     run_and_answer,
@@ -94,18 +85,17 @@ ChecksDep = Annotated[workflows.DefinitionChecks, Depends(get_definition_checks)
     },
 )
 async def create_workflow(
-    body: WorkflowCreate, session: SessionDep, idempotency: IdempotencyDep, checks: ChecksDep
+    body: WorkflowCreate,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    checks: ChecksDep,
+    reads: ReadCacheDep,
 ) -> JSONResponse:
     """Store a workflow at version 1 after checking its steps against the registry."""
-
-    async def write() -> tuple[int, Any]:
-        row, created, warnings = await workflows.create(session, body, checks=checks)
-        public = workflows.to_public(row, warnings=warnings)
-        return (201 if created else 200), jsonable_encoder(public)
-
-    status_code, content = await write_once(
-        session, idempotency, scope="POST /api/workflows", request=body, write=write
+    status_code, content = await workflows.create(
+        session, body, checks=checks, keyed=idempotency.bound("POST /api/workflows", body)
     )
+    reads.invalidate()  # committed: a write refused or failed has raised, clearing nothing
     return JSONResponse(content, status_code=status_code)
 
 
@@ -181,38 +171,32 @@ async def update_workflow(
     session: SessionDep,
     idempotency: IdempotencyDep,
     checks: ChecksDep,
+    reads: ReadCacheDep,
 ) -> JSONResponse:
     """Update the fields sent; new steps make a new version. Running executions keep theirs."""
-
-    async def write() -> tuple[int, Any]:
-        updated = await workflows.update(session, workflow_id, body, checks=checks, commit=False)
-        return 200, jsonable_encoder(updated)
-
-    status_code, content = await write_once(
+    status_code, content = await workflows.update(
         session,
-        idempotency,
-        scope=f"PATCH /api/workflows/{workflow_id}",
-        request=body,
-        write=write,
+        workflow_id,
+        body,
+        checks=checks,
+        keyed=idempotency.bound(f"PATCH /api/workflows/{workflow_id}", body),
     )
+    reads.invalidate()
     return JSONResponse(content, status_code=status_code)
 
 
 @router.delete("/{workflow_id}", response_model=WorkflowPublic, responses=error_responses(404))
 async def delete_workflow(
-    workflow_id: WorkflowRef, session: SessionDep, idempotency: IdempotencyDep
+    workflow_id: WorkflowRef, session: SessionDep, idempotency: IdempotencyDep, reads: ReadCacheDep
 ) -> JSONResponse:
     """Delete a workflow and its versions. Running executions finish on their pinned copy.
 
     With an Idempotency-Key, a retry after a lost answer gets the first answer, not a 404.
     """
-
-    async def write() -> tuple[int, Any]:
-        return 200, jsonable_encoder(await workflows.delete(session, workflow_id, commit=False))
-
-    status_code, content = await write_once(
-        session, idempotency, scope=f"DELETE /api/workflows/{workflow_id}", request={}, write=write
+    status_code, content = await workflows.delete(
+        session, workflow_id, keyed=idempotency.bound(f"DELETE /api/workflows/{workflow_id}", {})
     )
+    reads.invalidate()
     return JSONResponse(content, status_code=status_code)
 
 

@@ -51,8 +51,8 @@ from activities.http_step import (
 from core import outbound
 from core.devserver import free_port
 from core.outbound import OutboundPolicy
+from core.signing import step_signature
 from definitions.models import ActionSpec, PinnedStep, StepCall
-from definitions.signing import step_signature
 from workflows.tasks import step_failed
 
 HOLD_AT_MOST = 10.0

@@ -24,8 +24,8 @@ from temporalio.worker import Replayer
 
 from core.codec import ENCODING, KEY_ID_METADATA, new_key_entry
 from core.temporal import data_converter
+from harness.stack import Stack
 from tests.support.builders import action, chain, create_workflow, register, service
-from tests.support.stack import Stack
 from worker.main import workflow_runner
 from workflows.dynamic import StoredWorkflow
 

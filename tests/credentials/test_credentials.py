@@ -29,10 +29,10 @@ from temporalio.client import Client
 
 from core.codec import new_key_entry
 from core.temporal import data_converter
+from harness.services import OAuthClient, auth_state
+from harness.stack import ROOT, Stack
 from tests.support.builders import FAST_RETRY, action, register, service
 from tests.support.polling import eventually
-from tests.support.services import OAuthClient, auth_state
-from tests.support.stack import ROOT, Stack
 
 KEYS = f"{new_key_entry('cred-current')},{new_key_entry('cred-previous')}"
 TEMPORAL_CLI = ROOT / ".venv" / "bin" / "temporal"

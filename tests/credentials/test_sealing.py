@@ -7,8 +7,8 @@ import pytest
 
 from activities.credentials import CallAuth, CredentialUnavailable, _read_token
 from core.codec import EncryptionCodec, new_key_entry
+from registry.credentials import CredentialUnreadableError, open_credential, seal_credential
 from registry.schemas import ApiKeyCredential
-from registry.services import CredentialUnreadableError, open_credential, seal_credential
 
 OLD = new_key_entry("old")
 NEW = new_key_entry("new")

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from harness.stack import Stack, wait_for_workers
 from tests.conftest import POSTGRES_URL, _create_database, _drop_database
 from tests.support.builders import action, chain, create_workflow, register, service
-from tests.support.stack import Stack, wait_for_workers
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.stack import Stack, wait_for_workers
 from tests.support.builders import action, chain, create_workflow, register, service
-from tests.support.stack import Stack, wait_for_workers
 
 PROCESSES = 2
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from core.devserver import DevServer
-from tests.support.stack import Stack, start_dev_server, wait_for_workers
+from harness.stack import Stack, start_dev_server, wait_for_workers
 
 
 @pytest.fixture(scope="module")

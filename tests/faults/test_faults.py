@@ -13,10 +13,10 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from harness.stack import Stack, wait_for_workers
 from tests.support.builders import action, chain, create_workflow, register, service
 from tests.support.polling import eventually
 from tests.support.postgres import PrivatePostgres
-from tests.support.stack import Stack, wait_for_workers
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"}
 

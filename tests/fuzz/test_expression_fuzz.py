@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from definitions.expressions import check
-from tests.support.stack import Stack
+from harness.stack import Stack
 
 TOKENS = [
     "$", "$$", "$x", "$input", "$steps.a.output", "$vars", "$item", "$index", "$pad",

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.stack import Stack
+from harness.stack import Stack
 
 # The fuzzer's registry is its own SQLite file anyway. What only PostgreSQL refuses (NUL
 # characters) is checked on both backends by tests/limits.

@@ -20,8 +20,8 @@ from temporalio.exceptions import ApplicationError
 from definitions.contract import CONTRACT_VERSION, ExecutionMemo
 from definitions.language import Flow
 from definitions.models import ExecutionOptions, PinnedDefinition
+from harness.stack import Stack
 from tests.support.builders import action, chain, create_workflow, register, service
-from tests.support.stack import Stack
 
 SIGNING_KEY = "a-long-random-secret-shared-by-gateways-and-workers"
 

@@ -13,11 +13,12 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from gateway.errors import IdempotencyKeyReusedError
-from gateway.idempotency import Idempotency, execution_id_for, write_once
+from gateway.idempotency import execution_id_for
+from harness.stack import Stack
 from registry.db import open_database, session_factory
 from registry.tables import IdempotencyRow
+from registry.transactions import Idempotency, write_once
 from tests.support.builders import action, chain, create_workflow, register, service
-from tests.support.stack import Stack
 
 CALLER_KEYS = ("caller-one", "caller-two")
 

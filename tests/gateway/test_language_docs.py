@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.stack import Stack
 from tests.support.builders import register, service
-from tests.support.stack import Stack
 
 SIGNING_KEY = "docs-examples-signing-key-shared-by-gateway-and-worker"
 

@@ -23,7 +23,7 @@ from fastapi import FastAPI
 
 from core.settings import Settings
 from gateway.app import create_app
-from gateway.read_cache import _STARTS_EXECUTION, Listing, ReadCache
+from gateway.read_cache import Listing, ReadCache
 from tests.support.builders import action, chain, service
 
 KEY = "listing-cache-key"
@@ -229,25 +229,51 @@ async def test_validating_or_starting_does_not_clear_the_cache(gateways: Gateway
     assert len(gateways.cache("a")) == held
 
 
-def test_only_execution_paths_are_exempt_from_clearing():
-    exempt = [
-        "/api/workflows/validate",
-        "/api/workflows/abc/execute",
-        "/api/workflows/abc/executions",
-        "/api/workflows/abc/test",
-        "/api/services/abc/actions/run/execute",
-        "/api/services/abc/actions/run/executions",
+async def test_only_a_committed_registry_write_clears_the_cache(gateways: Gateways):
+    """Every write route clears what the gateway holds once its write has committed;
+    starting an execution, checking a definition or a write that fails clears nothing."""
+    a, cache = gateways.clients["a"], gateways.cache("a")
+    made = await some_services(a, 2)
+    name = f"lc-{uuid.uuid4().hex[:8]}"
+    steps = chain(("s", made[0]["name"], "run"))
+    workflow = (await ok(a.post("/workflows", json={"name": name, "steps": steps}))).json()
+    run: dict[str, Any] = {"input_data": {}}
+    mocked = {**run, "mocks": {"s": {"output": {}}}}
+    start = f"/workflows/{workflow['id']}"
+    action_start = f"/services/{made[0]['id']}/actions/run"
+    clears_nothing: list[tuple[Callable[[], Any], int]] = [
+        (lambda: a.post("/workflows/validate", json={"name": name, "steps": steps}), 200),
+        (lambda: a.post(f"{start}/executions", json=run), 202),
+        (lambda: a.post(f"{start}/execute?timeout=0.1", json=run), 202),
+        (lambda: a.post(f"{start}/test?timeout=0.1", json=mocked), 202),
+        (lambda: a.post(f"{action_start}/executions", json=run), 202),
+        (lambda: a.post(f"{action_start}/execute?timeout=0.1", json=run), 202),
+        (lambda: a.patch("/services/no-such-service", json={"description": "x"}), 404),
+        (lambda: a.delete(f"/services/{made[0]['id']}"), 409),  # an ACTIVE workflow uses it
     ]
-    writes = [
-        "/api/services",
-        "/api/workflows",
-        "/api/services/execute",
-        "/api/workflows/abc",
-        "/api/workflows/abc/execute/x",
-        "/api/services/abc/actions/run",
+    for request, status in clears_nothing:
+        await ok(a.get("/services"))
+        await ok(a.get("/workflows"))
+        held = len(cache)
+        answer = await request()
+        assert answer.status_code == status, answer.text
+        assert len(cache) >= held, answer.request.url
+
+    other = f"lc-{uuid.uuid4().hex[:8]}"
+    clears: list[Callable[[], Any]] = [
+        lambda: a.post("/services", json=service(other, "http://127.0.0.1:9/x", [action("run")])),
+        lambda: a.patch(f"/services/{made[1]['id']}", json={"description": "changed"}),
+        lambda: a.post("/workflows", json={"name": other, "steps": steps}),
+        lambda: a.patch(start, json={"description": "changed"}),
+        lambda: a.delete(start),
+        lambda: a.delete(f"/services/{made[1]['id']}"),
     ]
-    assert all(_STARTS_EXECUTION.match(p) for p in exempt)
-    assert not any(_STARTS_EXECUTION.match(p) for p in writes)
+    for request in clears:
+        await ok(a.get("/services"))
+        await ok(a.get("/workflows"))
+        assert len(cache) >= 2
+        answer = await ok(request())
+        assert len(cache) == 0, answer.request.url
 
 
 def _listing(rows: int) -> Listing:
@@ -299,11 +325,11 @@ async def _ready(listing: Listing) -> Listing:
     return listing
 
 
-async def test_a_page_held_in_memory_is_answered_only_as_the_route_would(gateways: Gateways):
+async def test_a_held_page_is_answered_only_where_the_route_would(gateways: Gateways):
     a = gateways.clients["a"]
     await some_services(a, 2)
     first = await ok(a.get("/services", params={"page": 1, "per_page": 5}))
-    again = await ok(a.get("/services?page=1&per_page=5"))  # from memory, before routing
+    again = await ok(a.get("/services?page=1&per_page=5"))  # from memory
     assert again.content == first.content
     assert again.headers["content-type"] == first.headers["content-type"]
     assert again.headers["content-length"] == first.headers["content-length"]

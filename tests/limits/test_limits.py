@@ -20,12 +20,12 @@ import pytest
 from core.settings import Settings
 from definitions.models import MAX_ACTIONS, MAX_STEPS
 from gateway.deps import MAX_PER_PAGE
+from harness.stack import Stack
 from registry.validation import MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH
 from tests.support.builders import action, chain, create_workflow, register, service
-from tests.support.stack import Stack
 
 if TYPE_CHECKING:
-    from tests.support.services import TestServices
+    from harness.services import TestServices
 
 MAX_BODY_BYTES = Settings.model_fields["max_body_bytes"].default
 PAYLOAD_LIMIT = 2048

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.support.stack import Stack
+from harness.stack import Stack
 
 HEADER_TIMEOUT = 1.0
 

@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.services import TestServices as Services  # a Test* name pytest would collect
-from tests.support.stack import ROOT, Stack
+from harness.services import TestServices as Services  # a Test* name pytest would collect
+from harness.stack import ROOT, Stack
 
 README = ROOT / "README.md"
 BLOCK = re.compile(r"^```(bash|python|json)\n(.*?)^```", re.M | re.S)

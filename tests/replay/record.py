@@ -32,6 +32,8 @@ from temporalio.client import Client, WorkflowFailureError
 from core.temporal import connect
 from definitions.language import Flow, TaskStep, entry_of, iter_steps
 from definitions.models import ActionSpec, ExecutionOptions, PinnedDefinition, PinnedStep
+from harness.services import TestServices, start_test_services
+from harness.stack import Stack, start_dev_server, wait_for_workers
 from tests.support.builders import (
     FAST_RETRY,
     action,
@@ -41,8 +43,6 @@ from tests.support.builders import (
     register,
     service,
 )
-from tests.support.services import TestServices, start_test_services
-from tests.support.stack import Stack, start_dev_server, wait_for_workers
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 IDS_FILE = "workflow-ids.json"

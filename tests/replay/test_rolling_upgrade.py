@@ -26,8 +26,8 @@ from core.outbound import OutboundPolicy
 from core.temporal import connect
 from definitions.contract import CONTRACT_VERSION
 from definitions.models import ActionSpec, ExecutionOptions, PinnedDefinition, PinnedStep, StepCall
+from harness.services import TestServices
 from tests.replay import models_0_1_0 as seed
-from tests.support.services import TestServices
 from worker.main import workflow_options
 
 HISTORIES = Path(__file__).resolve().parent / "histories"

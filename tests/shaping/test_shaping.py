@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.services import LoadSeen, load_seen
+from harness.stack import Stack, wait_for_workers
 from tests.support.builders import action, chain, create_workflow, register, service
-from tests.support.services import LoadSeen, load_seen
-from tests.support.stack import Stack, wait_for_workers
 
 
 @pytest.fixture(scope="module")

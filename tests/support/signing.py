@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.signing import definition_signatures, options_signature
 from definitions.models import ExecutionOptions
-from definitions.signing import definition_signatures, options_signature
 from workflows.integrity import register_signing_key
 
 TEST_SIGNING_KEY = "tests-signing-key-shared-by-gateway-and-worker"

@@ -15,7 +15,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from definitions.contract import StepFailure
-from executions.history import bounded, build_record, catch_names
+from definitions.json_values import bounded
+from executions.history import build_record, catch_names
 from executions.models import STEP_VALUE_LIMIT, ExecutionPublic, ExecutionStatus, StepState
 from workflows.interpreter import error_binding, error_names
 
@@ -405,6 +406,95 @@ async def test_a_succeed_in_a_branch_withdraws_the_other_branch():
         ("succeed", "done", "COMPLETED", 1),
     ]
     assert record.error is None
+
+
+async def test_a_succeed_in_a_branch_completes_its_parallel_with_the_result():
+    record = await record_of("flow-succeed-in-branch", "0.5.0")
+    assert (at(record, "both").status, at(record, "both").count) == ("COMPLETED", 2)
+    assert at(record, "done").output == record.result == {"early": True}
+
+
+async def test_a_succeed_in_a_map_iteration_shows_that_iteration_and_counts_it():
+    """The iteration that reached the succeed left no event (a choice, then the succeed):
+    it is the one after the last that did, and the map counts the iterations started."""
+    record = await record_of("flow-succeed-in-map", "0.5.0")
+    assert record.status == ExecutionStatus.COMPLETED
+    assert [(s.type, s.path, s.status) for s in record.steps] == [
+        ("map", "each", "COMPLETED"),
+        ("choice", "each[0].look", "COMPLETED"),
+        ("task", "each[0].call", "COMPLETED"),
+        ("choice", "each[1].look", "COMPLETED"),
+        ("task", "each[1].call", "COMPLETED"),
+        ("choice", "each[2].look", "COMPLETED"),
+        ("succeed", "each[2].found", "COMPLETED"),
+    ]
+    assert at(record, "each").count == 3
+    assert at(record, "each[2].look").route == "found"
+    found = at(record, "each[2].found")
+    assert (found.iteration, found.output) == (2, record.result)
+
+
+async def test_a_succeed_in_a_map_batch_counts_the_items_of_the_batches_started():
+    record = await record_of("flow-succeed-in-map-batch", "0.5.0")
+    assert shape(record) == [
+        ("map", "each", "COMPLETED"),
+        ("workflow", "each/batch-0", "COMPLETED"),
+        ("workflow", "each/batch-1", "COMPLETED"),
+    ]
+    assert record.steps[0].count == 500 + len(record.steps[2].input)
+    batch = await record_of("flow-succeed-in-map-batch-batch", "0.5.0")
+    assert shape(batch) == [
+        ("map", "each", "COMPLETED"),
+        ("choice", "each[500].look", "COMPLETED"),
+        ("succeed", "each[500].found", "COMPLETED"),
+    ]
+    assert at(batch, "each[500].found").output == record.result == {"found": 500}
+
+
+async def test_a_map_whose_items_failed_to_evaluate_fails_itself():
+    record = await record_of("flow-map-too-large", "0.5.0")
+    assert record.status == ExecutionStatus.FAILED
+    assert shape(record) == [("map", "each", "FAILED")]
+    each = at(record, "each")
+    assert each.count == 0
+    assert each.error is not None and each.error["type"] == "MapTooLarge"
+    assert record.error is not None and record.error.step_id == "each"
+
+
+async def test_a_task_input_stopped_by_a_limit_and_caught_fails_and_routes_to_the_catch():
+    record = await record_of("flow-catch-expression-limit", "0.5.0")
+    assert record.status == ExecutionStatus.COMPLETED
+    assert shape(record) == [("task", "big", "FAILED"), ("task", "fallback", "COMPLETED")]
+    big = at(record, "big")
+    assert (big.route, big.attempts) == ("fallback", 0)
+    assert big.error is not None and big.error["type"] == "ExpressionLimit"
+
+
+async def test_a_failure_naming_no_step_fails_the_choice_the_execution_stopped_at():
+    """flow-mapping-choice cut before its choice's route ran, failed as the worker fails
+    an execution on a bug in workflow code: the exception's type, no details."""
+    history = json.loads((HISTORIES / "flow-mapping-choice.json").read_text())
+    events = history["events"][:10]
+    events.append(
+        {
+            "eventId": "11",
+            "eventTime": events[-1]["eventTime"],
+            "eventType": "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED",
+            "workflowExecutionFailedEventAttributes": {
+                "failure": {
+                    "message": "maximum recursion depth exceeded",
+                    "applicationFailureInfo": {"type": "RecursionError"},
+                },
+                "workflowTaskCompletedEventId": "10",
+            },
+        }
+    )
+    record = await record_of("flow-mapping-choice", history={"events": events})
+    assert shape(record) == [("task", "fetch", "COMPLETED"), ("choice", "route", "FAILED")]
+    route = at(record, "route")
+    assert route.route is None
+    assert route.error is not None and route.error["type"] == "RecursionError"
+    assert record.error is not None and record.error.step_id == "route"
 
 
 def test_bounded_values_keep_small_ones_and_truncate_large_ones():

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from activities.schemas import validator, violations
-from definitions.schema_rules import UnsupportedPattern, pattern_problems, translate
+from schemas.rules import UnsupportedPattern, pattern_problems, translate
 
 EVIL = "^(a|a)*$"
 BOUND_SECONDS = 10.0  # a backtracking engine takes hours: a correctness bound, not a timing

@@ -22,6 +22,7 @@ from core.devserver import DevServer
 from core.temporal import connect
 from definitions.language import Flow, TaskStep, iter_steps
 from definitions.models import ActionSpec, ExecutionOptions, PinnedDefinition, PinnedStep, StepCall
+from tests.support.journal import differences, journal_and_record
 from tests.support.signing import signed_for
 from worker.main import workflow_options, workflow_runner
 from workflows import interpreter
@@ -124,11 +125,19 @@ async def run(client: Client, request: pytest.FixtureRequest) -> AsyncIterator[A
                 execution_timeout=timedelta(seconds=120),
             )
             execute.handle = handle  # type: ignore[attr-defined]
-            return await handle.result()
+            try:
+                return await handle.result()
+            finally:
+                # Every case of this suite: the record tells the steps the journal does
+                # (checked when the test ends, so its own failure comes first).
+                journal, record = await journal_and_record(client, handle)
+                mismatches.extend(differences(journal, record))
 
+        mismatches: list[str] = []
         execute.services = services  # type: ignore[attr-defined]
         execute.queue = queue  # type: ignore[attr-defined]
         yield execute
+        assert not mismatches, "the record differs from the journal:\n" + "\n".join(mismatches)
 
 
 def task(step_id: str, action: str = "echo", **fields: Any) -> dict[str, Any]:

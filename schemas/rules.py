@@ -713,5 +713,5 @@ FORMATS: dict[str, Callable[[str], bool]] = {
     "host-name": is_hostname,
 }
 """Format name -> its check, for strings (other types pass every format). `regex` is
-checked by json_schema.py with compile_pattern; a format not named here is not checked
+checked by validation.py with compile_pattern; a format not named here is not checked
 (JSON Schema makes unknown formats annotations)."""

@@ -2,14 +2,14 @@
 
 Every regex the validator runs (`pattern`, `patternProperties` keys, and through them
 `additionalProperties` and `unevaluatedProperties`, and `format: "regex"`) runs on RE2 in
-time linear in the input (definitions/schema_rules.py): with Python's backtracking `re`,
+time linear in the input (schemas/rules.py): with Python's backtracking `re`,
 `^(a|a)*$` against forty `a` and a `!` froze the worker's event loop for hours. A pattern
 RE2 cannot run (lookaround, backreferences) is reported as a violation, never run.
 
 `format` is asserted, not only annotated: every format JSON Schema defines (date-time,
 date, time, duration, email, idn-email, hostname, idn-hostname, ipv4, ipv6, uri,
 uri-reference, iri, iri-reference, uuid, uri-template, json-pointer,
-relative-json-pointer, regex) is checked in linear time (schema_rules.FORMATS: RE2 and
+relative-json-pointer, regex) is checked in linear time (rules.FORMATS: RE2 and
 stdlib parsers); a format it does not define is an annotation and passes.
 """
 
@@ -35,7 +35,7 @@ from jsonschema.protocols import Validator
 from jsonschema.validators import extend, validator_for
 from referencing.jsonschema import lookup_recursive_ref
 
-from definitions.schema_rules import (
+from schemas.rules import (
     FORMATS,
     UnsupportedPattern,
     compile_pattern,
@@ -217,17 +217,26 @@ _REGEX_KEYWORDS = {
 }
 
 _SAFE: dict[type, type] = {}
+_INIT_FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}
 
 
 def _evolve(self: Any, **changes: Any) -> Any:
     # jsonschema's evolve picks the class again from the new schema's $schema (a $ref to
-    # the root, say): keep it on RE2.
+    # the root, say): keep it on RE2. Called for every subschema a value descends into,
+    # so a schema without $schema keeps the class as it is (what validator_for would
+    # answer), and the fields to copy are listed once per class.
     cls = type(self)
     schema = changes.setdefault("schema", self.schema)
-    new_cls = _safe_class(validator_for(schema, default=cls))
-    for field in attrs.fields(cls):
-        if field.init and field.alias not in changes:
-            changes[field.alias] = getattr(self, field.name)
+    if isinstance(schema, dict) and "$schema" in schema:
+        new_cls = _safe_class(validator_for(schema, default=cls))
+    else:
+        new_cls = cls
+    fields = _INIT_FIELDS.get(cls)
+    if fields is None:
+        fields = _INIT_FIELDS[cls] = tuple((f.name, f.alias) for f in attrs.fields(cls) if f.init)
+    for name, alias in fields:
+        if alias not in changes:
+            changes[alias] = getattr(self, name)
     return new_cls(**changes)
 
 
@@ -272,7 +281,7 @@ def _string_check(check: Callable[[str], bool]) -> Callable[[object], bool]:
 
 
 def _format_checker() -> FormatChecker:
-    """The formats of schema_rules.FORMATS, and "regex": a regex this service can run.
+    """The formats of rules.FORMATS, and "regex": a regex this service can run.
     None of jsonschema's own checks (some need packages not installed, some run `re`)."""
     checker = FormatChecker(formats=())
     for name, check in FORMATS.items():

@@ -1,19 +1,32 @@
-"""HTTP services on loopback for the tests, each behaviour under its own token.
+"""HTTP services on loopback for the tests and the benchmarks, each behaviour under its own path.
 
 A test registers a service whose endpoint is `<url>/<behaviour>/<token>` and reads
-what the service saw from `calls[token]`. They run in a thread of the test process,
-so a test can hold and release requests.
+what the service saw from `calls[token]`. For the tests they run in a thread of the
+test process (`start_test_services`), so a test can hold and release requests; the
+benchmarks run the same app in a process of their own (`python -m harness.services
+PORT`, harness/stack.py `Stack.start_services`), so serving them takes no CPU from the
+load generator.
+
+The benchmarks' behaviours record nothing (they serve thousands of calls):
+
+    document/<token>/extract    {"document_url"}      -> {"text"}
+    document/<token>/analyze    {"text"}              -> {"sentiment", "score"}
+    document/<token>/summarize  {"text", "sentiment"} -> {"summary"}
+    delay/<token>/d<ms>         the JSON object sent, answered after <ms> milliseconds
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import threading
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -31,6 +44,8 @@ class Call:
 
 @dataclass
 class TestServices:
+    __test__ = False  # not a test class, whatever its name
+
     url: str = ""
     calls: dict[str, list[Call]] = field(default_factory=lambda: defaultdict(list))
     released: dict[str, threading.Event] = field(
@@ -51,7 +66,15 @@ class TestServices:
 
 def create_app(state: TestServices) -> FastAPI:
     app = FastAPI()
+    _add_base_routes(app, state)
+    app.mount("/examples", create_examples_app())
+    _add_credential_routes(app, state)
+    _add_load_routes(app, state)
+    _add_bench_routes(app)
+    return app
 
+
+def _add_base_routes(app: FastAPI, state: TestServices) -> None:
     async def record(token: str, request: Request) -> Any:
         raw = await request.body()
         body = await request.json() if raw else None
@@ -127,13 +150,11 @@ def create_app(state: TestServices) -> FastAPI:
             return JSONResponse({"status": "down"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    app.mount("/examples", create_examples_app())
-    return app
 
-
-def start_test_services() -> TestServices:
+def start_test_services(*, port: int | None = None) -> TestServices:
+    """The services in a thread of this process, on `port` (a free one by default)."""
     state = TestServices()
-    port = free_port()
+    port = port or free_port()
     state.url = f"http://127.0.0.1:{port}"
     config = uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning")
     state.server = uvicorn.Server(config)
@@ -147,9 +168,6 @@ def start_test_services() -> TestServices:
 
 
 # --- Services that require credentials (tests/credentials) ----------------------------
-#
-# Appended as a wrapper of `create_app`, so the routes above stay as they are:
-# `start_test_services` builds the app through the wrapper.
 
 
 @dataclass
@@ -185,8 +203,6 @@ auth_state = AuthState()
 
 
 def _add_credential_routes(app: FastAPI, state: TestServices) -> None:
-    import time
-
     @app.post("/auth/{token}/{action}")
     async def auth(token: str, action: str, request: Request) -> JSONResponse:
         """200 {"authorized": true} if every required header has its value, else 401.
@@ -202,8 +218,6 @@ def _add_credential_routes(app: FastAPI, state: TestServices) -> None:
         """Client credentials grant: counts requests, issues tokens that expire."""
         client = auth_state.oauth[token]
         client.requests += 1
-        from urllib.parse import parse_qsl
-
         form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
         client.forms.append(form)
         if client.fail_with is not None:
@@ -246,18 +260,7 @@ async def record(state: TestServices, token: str, request: Request) -> None:
     state.calls[token].append(Call(dict(request.headers), body))
 
 
-_create_base_app = create_app
-
-
-def create_app(state: TestServices) -> FastAPI:  # noqa: F811 - extends the app above
-    app = _create_base_app(state)
-    _add_credential_routes(app, state)
-    return app
-
-
 # --- A service that counts the requests it holds at once (tests/shaping) --------------
-#
-# Appended as a wrapper of `create_app` like the credential routes above.
 
 HOLD_SECONDS = 0.2
 """How long the `inflight` behaviour holds each request."""
@@ -277,8 +280,6 @@ load_seen: dict[str, LoadSeen] = defaultdict(LoadSeen)
 
 
 def _add_load_routes(app: FastAPI, state: TestServices) -> None:
-    import time
-
     @app.post("/inflight/{token}/{action}")
     async def inflight(token: str, action: str, request: Request) -> JSONResponse:
         """Holds each request HOLD_SECONDS, counting those in flight (one event loop:
@@ -295,10 +296,65 @@ def _add_load_routes(app: FastAPI, state: TestServices) -> None:
         return JSONResponse({"held": HOLD_SECONDS})
 
 
-_create_credential_app = create_app
+# --- The benchmarks' services (bench/) -------------------------------------------------
+
+TEXT = "The new release is excellent. Setup was easy and the team is happy."
 
 
-def create_app(state: TestServices) -> FastAPI:  # noqa: F811 - extends the app above
-    app = _create_credential_app(state)
-    _add_load_routes(app, state)
-    return app
+def _document_step(action: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The answer of one step of the benchmarks' document workflow; None if unknown."""
+    if action == "extract":
+        return {"text": TEXT, "source": body.get("document_url", "")}
+    if action == "analyze":
+        text = str(body.get("text", ""))
+        return {"sentiment": "positive" if "excellent" in text else "neutral", "score": 0.8}
+    if action == "summarize":
+        return {"summary": f"{body.get('sentiment', '?')}: {str(body.get('text', ''))[:24]}"}
+    return None
+
+
+async def _json_object(request: Request) -> dict[str, Any] | None:
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _add_bench_routes(app: FastAPI) -> None:
+    @app.post("/document/{token}/{action}")
+    async def document(token: str, action: str, request: Request) -> JSONResponse:
+        """extract, analyze, summarize: the three steps every benchmarked workflow calls."""
+        body = await _json_object(request)
+        if body is None:
+            return JSONResponse({"detail": "body is not a JSON object"}, status_code=400)
+        answer = _document_step(action, body)
+        if answer is None:
+            return JSONResponse({"detail": f"no action {action!r}"}, status_code=404)
+        return JSONResponse(answer)
+
+    @app.post("/delay/{token}/{action}")
+    async def delay(token: str, action: str, request: Request) -> JSONResponse:
+        """`d<ms>`: the JSON object sent, answered after <ms> milliseconds (d0, d10, d100)."""
+        if not (action.startswith("d") and action[1:].isdigit()):
+            return JSONResponse({"detail": f"no action {action!r}: d<ms>"}, status_code=404)
+        if int(action[1:]):
+            await asyncio.sleep(int(action[1:]) / 1000)
+        body = await _json_object(request)
+        if body is None:
+            return JSONResponse({"detail": "body is not a JSON object"}, status_code=400)
+        return JSONResponse(body)
+
+
+def main() -> None:
+    """`python -m harness.services PORT`: the services in a process of their own; prints
+    `ready` once they listen, and serves until the process is terminated."""
+    if len(sys.argv) != 2 or not sys.argv[1].isdigit():
+        raise SystemExit("usage: python -m harness.services PORT")
+    start_test_services(port=int(sys.argv[1]))
+    print("ready", flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
