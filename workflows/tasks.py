@@ -93,31 +93,30 @@ async def run_task(
         raise step_failed(step, error, after_attempts=after_attempts) from error
 
 
+async def _answer_mock(mock: StepMock, activity_id: str, summary: str) -> Any:
+    """A mocked step of a test run: a local activity that answers the mock, so the run is
+    recorded like any other, and nothing is called or started."""
+    return await workflow.execute_local_activity(
+        MOCK_STEP_ACTIVITY,
+        mock,
+        activity_id=activity_id,
+        start_to_close_timeout=timedelta(seconds=10),
+        summary=summary,
+    )
+
+
 async def run_mock(step: PinnedStep, mock: StepMock, *, activity_id: str) -> Any:
-    """A mocked task of a test run: a local activity that answers the mock, so the run is
-    recorded like any other, and no service is called."""
+    """A mocked task: answers the mock, calls no service."""
     try:
-        return await workflow.execute_local_activity(
-            MOCK_STEP_ACTIVITY,
-            mock,
-            activity_id=activity_id,
-            start_to_close_timeout=timedelta(seconds=10),
-            summary=f"mock of {step.service}.{step.action}",
-        )
+        return await _answer_mock(mock, activity_id, f"mock of {step.service}.{step.action}")
     except StepError as error:
         raise step_failed(step, error) from error
 
 
 async def run_workflow_mock(step_id: str, name: str, mock: StepMock, activity_id: str) -> Any:
-    """A mocked `workflow` step of a test run: answers the mock, starts no child."""
+    """A mocked `workflow` step: answers the mock, starts no child."""
     try:
-        return await workflow.execute_local_activity(
-            MOCK_STEP_ACTIVITY,
-            mock,
-            activity_id=activity_id,
-            start_to_close_timeout=timedelta(seconds=10),
-            summary=f"mock of workflow {name}",
-        )
+        return await _answer_mock(mock, activity_id, f"mock of workflow {name}")
     except StepError as error:
         error_type, message, details = cause_of(error)
         failure = StepFailure(
