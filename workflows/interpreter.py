@@ -377,7 +377,7 @@ class FlowRun:
             except Exception as error:
                 if entry.status is StepStatus.RUNNING:
                     self.journal.close(
-                        entry, StepStatus.FAILED, error=_journal_error(error, step.id)
+                        entry, StepStatus.FAILED, error=journal_error(error, step.id)
                     )
                 raise
             if entry.status is StepStatus.RUNNING:
@@ -728,7 +728,7 @@ class FlowRun:
                     )
             except BaseException as error:
                 self.journal.close(
-                    batch_entry, StepStatus.FAILED, error=_journal_error(error, step.id)
+                    batch_entry, StepStatus.FAILED, error=journal_error(error, step.id)
                 )
                 raise
             self.journal.close(batch_entry, StepStatus.COMPLETED, output=results)
@@ -846,8 +846,8 @@ class FlowRun:
         return self._finish(step, scope, result), step.next
 
 
-def _journal_error(error: BaseException, step_id: str) -> dict[str, Any]:
-    """A failed step's error in the journal, as `$error` binds it."""
+def journal_error(error: BaseException, step_id: str) -> dict[str, Any]:
+    """A failed step's error in the journal, as `$error` binds it (a chain's too)."""
     if isinstance(error, ApplicationError):
         return _error_of(error, step_id)
     return {"type": type(error).__name__, "message": str(error), "step_id": step_id}

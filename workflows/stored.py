@@ -17,7 +17,7 @@ from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from workflows.integrity import verify_options
-from workflows.interpreter import FlowRun, error_binding
+from workflows.interpreter import FlowRun, journal_error
 from workflows.journal import Journal, StepStatus
 from workflows.tasks import (
     HEARTBEAT_TIMEOUT,
@@ -35,11 +35,9 @@ with workflow.unsafe.imports_passed_through():
         INVALID_START,
         LOAD_DEFINITION_ACTIVITY,
         START_ACTIVITY,
-        STEP_FAILED,
         WORKFLOW_ID_KEY,
         WORKFLOW_VERSION_KEY,
         ExecutionMemo,
-        StepFailure,
     )
     from definitions.models import (
         ExecutionOptions,
@@ -110,13 +108,6 @@ def _start_arguments(args: Sequence[RawValue]) -> tuple[dict[str, Any], Executio
     if not isinstance(options, ExecutionOptions):
         raise _invalid_start("the second argument must be an object like {'context': {...}}")
     return data, options
-
-
-def _chain_error(error: ApplicationError, step_id: str) -> dict[str, Any]:
-    """A chain step's error in the journal, as a flow's `$error` binds it."""
-    if error.type == STEP_FAILED and error.details and isinstance(error.details[0], dict):
-        return error_binding(StepFailure.model_validate(error.details[0]))
-    return {"type": error.type, "message": error.message, "step_id": step_id}
 
 
 class StoredWorkflowBody:
@@ -204,7 +195,7 @@ class StoredWorkflowBody:
                 else:
                     output = await self._run_step(step, call)
             except ApplicationError as error:
-                journal.close(entry, StepStatus.FAILED, error=_chain_error(error, step.id))
+                journal.close(entry, StepStatus.FAILED, error=journal_error(error, step.id))
                 raise
             journal.close(entry, StepStatus.COMPLETED, output=output)
             data.update(output)
