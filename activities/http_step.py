@@ -34,6 +34,7 @@ from core.outbound import (
     resolve_checked,
 )
 from core.signing import definition_step_id, signature_matches
+from definitions.contract import STEP_RESULT_KEY
 from definitions.models import StepCall
 
 RETRYABLE_STATUS = frozenset({408, 429})
@@ -116,6 +117,14 @@ def _failure(message: str, error_type: str, *, retryable: bool, **details: Any) 
     )
 
 
+def _worker() -> str | None:
+    """The identity of the worker running this activity, as its history events name it."""
+    try:
+        return activity.client().identity
+    except RuntimeError:  # run outside a worker (a direct call in a test)
+        return None
+
+
 def _header_value(value: object) -> str:
     """The value as a header can carry it: printable ASCII as is, anything else %-encoded."""
     text = str(value)
@@ -185,7 +194,13 @@ class StepActivities:
     @activity.defn(dynamic=True)
     async def call_service(self, args: Sequence[RawValue]) -> dict[str, Any]:
         call = activity.payload_converter().from_payload(args[0].payload, StepCall)
-        return await self.run(call)
+        output = await self.run(call)
+        if not call.report:
+            return output
+        return {
+            STEP_RESULT_KEY: {"attempt": activity.info().attempt, "worker": _worker()},
+            "output": output,
+        }
 
     async def run(self, call: StepCall) -> dict[str, Any]:
         """One attempt of a step, inside the running activity (`call_service`, or the entry

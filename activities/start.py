@@ -78,7 +78,7 @@ class StartActivities:
         attempt = activity.info().attempt
         try:
             async with asyncio.timeout(step.spec.timeout):
-                return FirstAttempt(output=await self._steps.run(call))
+                return FirstAttempt(output=await self._steps.run(call), worker=_worker())
         except ApplicationError as exc:
             details: dict[str, Any] = (
                 dict(exc.details[0]) if exc.details and isinstance(exc.details[0], dict) else {}
@@ -102,3 +102,11 @@ class StartActivities:
             return FirstAttempt(
                 error_type=type(exc).__name__, message=str(exc), details={"attempt": attempt}
             )
+
+
+def _worker() -> str | None:
+    """The identity of the worker making the attempt, as its history events name it."""
+    try:
+        return activity.client().identity
+    except RuntimeError:  # called outside a worker
+        return None

@@ -7,7 +7,7 @@ formats in linear time) against jsonschema-rs (Rust, `RegexOptions()`: the linea
 - the catastrophic pattern `^(a|a)*$` against 100,000 characters (refused and accepted).
 
 Then it checks, for jsonschema-rs, the guarantees the project's validator keeps
-(tests/unit/test_schema_patterns.py): ECMA-262 regex semantics, lone surrogates, an
+(tests/schemas/test_patterns.py): ECMA-262 regex semantics, lone surrogates, an
 unrunnable pattern reported as a violation, `format: regex` refusing lookaround, draft 3,
 and the messages' wording. docs/benchmarks.md ("JSON Schema: jsonschema-rs") has the
 figures and the decision.

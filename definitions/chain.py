@@ -1,15 +1,17 @@
-"""The seed's chain: how data flows between its steps and what each step is called with.
+"""The seed's chain: a flow of task steps, how data flows between its steps, and what
+each step is called with.
 
-Pure functions, shared by the workflow (workflows/stored.py) and the `si:start`
-activity (activities/start.py), so the entry step run inside `si:start` gets exactly the
-call the workflow would have scheduled.
+Pure functions, shared by the workflow (workflows/interpreter.py runs a chain as the flow
+`chain_flow` makes of it) and the `si:start` activity (activities/start.py), so the entry
+step run inside `si:start` gets exactly the call the workflow would have scheduled.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from definitions.models import PinnedStep, StepCall
+from definitions.language import Flow, TaskStep
+from definitions.models import PinnedDefinition, PinnedStep, StepCall
 
 
 def step_input(input_schema: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -48,4 +50,25 @@ def chain_step_call(
         request_id=request_id,
         signature=signatures.get(step.id),
         credential=step.credential,
+    )
+
+
+def chain_flow(definition: PinnedDefinition) -> Flow:
+    """A pinned chain as the flow it is: one task step per chain step, each going to its
+    `next`, from the chain's entry, with no `input` or `output` (so each step takes its
+    declared properties from the data so far, `step_input`, and the flow's result is the
+    last step's output, as the chain's always was).
+
+    Built unvalidated: the chain was checked when saved and pinned (PinnedDefinition
+    checks the entry, every `next` and that there is no cycle), and this runs in workflow
+    code for every execution of a chain.
+    """
+    return Flow.model_construct(
+        start_at=definition.entry,
+        steps=[
+            TaskStep.model_construct(
+                id=step.id, service=step.service, action=step.action, next=step.next
+            )
+            for step in definition.steps
+        ],
     )

@@ -10,6 +10,7 @@ docs/versioning.md.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -25,6 +26,10 @@ ACTION_EXECUTION_PREFIX = "action:"
 
 LOAD_DEFINITION_ACTIVITY = "si:load-definition"
 """Activity that loads the latest ACTIVE definition of a workflow by name."""
+
+CHAIN_MOCKS_PATCH = "chain-mocks"
+"""A test run of a seed chain answers each step's mock (a si:mock-step local activity)
+instead of calling its service; test runs recorded before called the services."""
 
 SUCCEED_ENDS_EXECUTION_PATCH = "succeed-ends-execution"
 """A `succeed` inside a parallel branch or a map iteration ends the whole execution and
@@ -42,6 +47,19 @@ a `catch` on a task routes on it when the task's `input` was stopped."""
 JOURNAL_QUERY = "si:journal"
 """The query a stored workflow answers with its journal: one entry per step run, as the
 interpreter ran it (workflows/journal.py)."""
+
+OUTCOME_UPDATE = "si:outcome"
+"""The update a stored workflow answers once its steps are done, before it closes: its
+status, result or error, and its journal (`Outcome`). The gateway's execute-and-wait
+starts an execution with it (update-with-start), so the record of an execution it waited
+for needs no read of its history; its answer is also kept in history (the update's
+completed event), where a later read of the record finds it."""
+
+STEP_RESULT_KEY = "si:step"
+"""A step activity asked to (StepCall.report) answers `{"si:step": {"attempt": n,
+"worker": "<identity>"}, "output": {...}}`, so the journal knows each task's attempts and
+worker without a read of history; results recorded before are the output alone
+(workflows/tasks.py `unwrap` reads both)."""
 
 START_ACTIVITY = "si:start"
 """Activity a start by name begins with (since the `start-activity` patch): it pins the
@@ -96,3 +114,28 @@ class StepFailure(_Tolerant):
     message: str
     attempts: int | None = None
     status_code: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """A task's output, and (from results recorded with StepCall.report) how many attempts
+    it took and the worker whose attempt answered: None where the result does not say."""
+
+    output: Any
+    attempts: int | None = None
+    worker: str | None = None
+
+
+def unwrap(result: Any) -> TaskResult:
+    """A step activity's result, as answered with StepCall.report or (recorded before
+    it, or a mock's) the output alone. Read by the workflow and by the history reader."""
+    if isinstance(result, dict) and len(result) == 2 and STEP_RESULT_KEY in result:
+        reported = result[STEP_RESULT_KEY]
+        if isinstance(reported, dict) and "output" in result:
+            attempts, worker = reported.get("attempt"), reported.get("worker")
+            return TaskResult(
+                result["output"],
+                attempts if isinstance(attempts, int) else None,
+                worker if isinstance(worker, str) else None,
+            )
+    return TaskResult(result)

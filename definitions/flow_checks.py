@@ -1,60 +1,52 @@
-"""Save-time checks of a flow (a definition in the workflow language).
+"""Save-time checks of a definition: a flow of the workflow language, or a seed chain read
+as a flow of task steps.
 
 Each problem is `{loc, msg}` with `loc` inside the definition (["steps", 2, "next"]);
 the gateway answers them as a 422. Warnings have the same shape and do not refuse the
 definition. What the registry knows (which services and actions exist, their output
-schemas) comes in as arguments, so these checks stay pure.
+schemas) comes in as arguments, so these checks stay pure. What depends on a step's kind
+(its targets, its own rules, its expression fields) the kind answers (steps/).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Container, Iterable, Iterator, Sequence
-from datetime import datetime
-from typing import Any
+from collections.abc import Container, Iterable, Iterator, Sequence
 
 from definitions.expressions import check, expressions_in, step_references
 from definitions.graph import Problem, problem
-from definitions.language import (
-    ERROR_NAMES,
-    EXPRESSION_FIELDS,
-    ChoiceStep,
-    FailStep,
-    Flow,
-    MapStep,
-    ParallelStep,
-    TaskStep,
-    WaitStep,
-    entry_of,
-    is_expression,
-    targets,
-)
+from definitions.language import Flow, entry_of, iter_steps
+from steps.base import OutputSchemas, StepKind
 
-_HTTP_CODE = re.compile(r"^HTTP\.[1-5]\d\d$")
 _PROPERTY_AFTER_OUTPUT = re.compile(
     r"\$steps\.(?:`([^`]+)`|([A-Za-z0-9_]+))\.output\.(?:`([^`]+)`|([A-Za-z_][A-Za-z0-9_]*))"
 )
 _UNQUOTED_AFTER_STEPS = re.compile(r"\$steps\.([A-Za-z0-9_][A-Za-z0-9_-]*)")
 """What follows `$steps.` up to the first character no step id holds, hyphens included."""
 
-OutputSchemas = Callable[[TaskStep], dict[str, Any] | None]
-"""The output_schema of a task's action, or None if the registry does not know it."""
-
 
 class _Chain:
     """One chain of the definition (the top level, a parallel branch, a map's steps)."""
 
     def __init__(
-        self, steps: Sequence[Any], start_at: str | None, loc: list[str | int], owner: Any
+        self,
+        steps: Sequence[StepKind],
+        start_at: str | None,
+        loc: list[str | int],
+        owner: StepKind | None,
     ) -> None:
         self.steps = list(steps)
         self.start_at = start_at
         self.loc = loc
-        self.owner = owner  # the parallel or map step that holds it; None at the top
+        self.owner = owner  # the step that holds it (a parallel, a map); None at the top
         self.index = {step.id: i for i, step in enumerate(self.steps)}
 
     def step_loc(self, step_id: str) -> list[str | int]:
         return [*self.loc, "steps", self.index[step_id]]
+
+
+_Where = dict[str, tuple[_Chain, list[str | int]]]
+"""Each step id -> its chain and where it is (its first place, if it is used twice)."""
 
 
 def _chains(flow: Flow) -> Iterator[_Chain]:
@@ -64,97 +56,43 @@ def _chains(flow: Flow) -> Iterator[_Chain]:
         yield chain
         for step in chain.steps:
             loc = chain.step_loc(step.id)
-            if isinstance(step, ParallelStep):
-                for number, branch in enumerate(step.branches):
-                    pending.append(
-                        _Chain(branch.steps, branch.start_at, [*loc, "branches", number], step)
-                    )
-            elif isinstance(step, MapStep):
-                pending.append(_Chain(step.steps, step.start_at, loc, step))
+            for nested in step.nested():
+                pending.append(
+                    _Chain(nested.chain.steps, nested.chain.start_at, [*loc, *nested.loc], step)
+                )
 
 
 def check_flow(
-    flow: Flow, *, output_schema: OutputSchemas | None = None
+    flow: Flow, *, output_schema: OutputSchemas | None = None, line: bool = False
 ) -> tuple[list[Problem], list[Problem]]:
-    """Every problem of a flow, and every warning; no problems means it can be stored."""
+    """Every problem of a definition, and every warning; no problems means it can be stored.
+
+    Both languages are checked here: a seed chain is parsed as a flow of task steps
+    (definitions/parsing.py `Parsed.as_flow`) and checked with `line=True`.
+
+    Args:
+        flow: the definition.
+        output_schema: the output_schema of a task's action, to check the properties
+            expressions read from its output; None skips those checks.
+        line: the seed chain's rules instead of a flow's: its steps form one line (one
+            entry, each step the next of at most one other, no loop), said in the chain's
+            words.
+    """
     problems: list[Problem] = []
     warnings: list[Problem] = []
     chains = list(_chains(flow))
-    where: dict[str, tuple[_Chain, list[str | int]]] = {}
-    for chain in chains:
-        for step in chain.steps:
-            loc = chain.step_loc(step.id)
-            if step.id in where:
-                problems.append(
-                    problem(
-                        [*loc, "id"],
-                        f"step id '{step.id}' is used twice; step ids are unique across the "
-                        "whole definition, branches and map steps included",
-                    )
-                )
-            else:
-                where[step.id] = (chain, loc)
-
-    looped = False
-    upstream_of: dict[str, set[str]] = {}
-    for chain in chains:
-        entry = _entry(chain, problems)
-        graph = {step.id: [t for t in targets(step) if t] for step in chain.steps}
-        for step in chain.steps:
-            loc = chain.step_loc(step.id)
-            for field, target in _named_targets(step):
-                if target not in chain.index:
-                    elsewhere = " (it is in another branch or chain)" if target in where else ""
-                    problems.append(
-                        problem(
-                            [*loc, *field],
-                            f"'{target}' is not a step of this chain{elsewhere}; name a step of "
-                            f"the same chain: {', '.join(chain.index)}",
-                        )
-                    )
-        if entry is None:
-            continue
-        reachable = _reachable(graph, entry)
-        for step in chain.steps:
-            if step.id not in reachable:
-                problems.append(
-                    problem(
-                        chain.step_loc(step.id),
-                        f"step '{step.id}' can never run: no step of its chain leads to it "
-                        f"from the entry '{entry}'",
-                    )
-                )
-        if _has_cycle(graph, entry):
-            looped = True
-        for step in chain.steps:
-            before = {s for s in reachable if step.id in _reachable(graph, s) and s != step.id}
-            if step.id in _reachable_from_successors(graph, step.id):
-                before.add(step.id)  # in a loop, its own earlier output
-            upstream_of[step.id] = before | _enclosing_upstream(chain, chains, upstream_of)
-    if looped and flow.max_steps is None:
-        problems.append(
-            problem(
-                ["max_steps"],
-                "the definition loops (a step leads back to an earlier one); set max_steps, "
-                "the most steps one execution may run",
-            )
-        )
-
-    # After a parallel, its branches' steps are upstream too (their outputs are kept).
-    for chain in chains:
-        for step in chain.steps:
-            inner = set()
-            for other_id in upstream_of.get(step.id, set()):
-                other = where.get(other_id)
-                if other and isinstance(_step(other), ParallelStep):
-                    inner |= {s.id for b in _step(other).branches for s in _all(b.steps)}
-            upstream_of[step.id] = upstream_of.get(step.id, set()) | inner
+    where = _unique_ids(chains, problems)
+    if line:
+        problems.extend(_line_problems(flow.steps, duplicated=bool(problems)))
+        upstream_of: dict[str, set[str]] = {}
+    else:
+        upstream_of = _flow_graph_problems(flow, chains, where, problems)
 
     for chain in chains:
         for step in chain.steps:
             loc = chain.step_loc(step.id)
-            problems.extend(_step_problems(step, loc))
-            for field, value in _expression_fields(step):
+            problems.extend(step.problems(loc))
+            for field, value in step.expressions():
                 for expression in expressions_in(value):
                     hyphenated = _hyphenated_ids(expression, where)
                     reason = check(expression)
@@ -193,6 +131,165 @@ def check_flow(
     return problems, warnings
 
 
+def _unique_ids(chains: list[_Chain], problems: list[Problem]) -> _Where:
+    where: _Where = {}
+    for chain in chains:
+        for index, step in enumerate(chain.steps):
+            loc = [*chain.loc, "steps", index]
+            if step.id in where:
+                problems.append(_used_twice(step.id, where[step.id][1], loc))
+            else:
+                where[step.id] = (chain, loc)
+    return where
+
+
+def _used_twice(step_id: str, first: list[str | int], again: list[str | int]) -> Problem:
+    if len(first) == len(again) == 2:  # both at the top level
+        places, scope = f"steps {first[1]} and {again[1]}", ""
+    else:
+        places = f"{'.'.join(map(str, first))} and {'.'.join(map(str, again))}"
+        scope = "; step ids are unique across the whole definition, branches and map steps "
+        scope += "included"
+    return problem(
+        [*again, "id"],
+        f"step id '{step_id}' is used twice ({places}); give each step its own id{scope}",
+    )
+
+
+def _line_problems(steps: Sequence[StepKind], *, duplicated: bool) -> list[Problem]:
+    """The seed chain's rules: each `next` names a step, exactly one step is no step's
+    next (the entry), none is the next of two, and from the entry every step is reached
+    once, without coming back. Stops at the first stage with problems, as the rules
+    after it would only repeat them."""
+    ids = {step.id for step in steps}
+    problems = [
+        problem(
+            ["steps", index, *transition.field],
+            f"step '{step.id}' has {'.'.join(map(str, transition.field))} '{transition.to}', "
+            f"which is no step of this workflow; use one of {sorted(ids)} or null",
+        )
+        for index, step in enumerate(steps)
+        for transition in step.transitions()
+        if transition.to not in ids
+    ]
+    if duplicated or problems:
+        return problems
+
+    targets = [target for step in steps for target in step.targets()]
+    for target in sorted({t for t in targets if targets.count(t) > 1}):
+        sources = [s.id for s in steps if target in s.targets()]
+        problems.append(
+            problem(
+                ["steps"],
+                f"step '{target}' is the next of several steps ({', '.join(sources)}); "
+                "steps form one chain, so each step may follow at most one other",
+            )
+        )
+    entries = [step.id for step in steps if step.id not in set(targets)]
+    if len(entries) != 1:
+        problems.append(
+            problem(
+                ["steps"],
+                "a workflow needs exactly one entry step (a step no other step names as next); "
+                f"found {len(entries)}: {entries}",
+            )
+        )
+    if problems:
+        return problems
+
+    by_id = {step.id: step for step in steps}
+    seen: list[str] = []
+    current: str | None = entries[0]
+    while current is not None:
+        if current in seen:
+            return [
+                problem(
+                    ["steps"],
+                    f"the steps form a cycle: {' -> '.join([*seen, current])}; "
+                    "the last step must have next null",
+                )
+            ]
+        seen.append(current)
+        current = next(iter(by_id[current].targets()), None)
+    unreachable = [step.id for step in steps if step.id not in seen]
+    if unreachable:
+        return [
+            problem(
+                ["steps"],
+                f"steps {unreachable} cannot be reached from the entry step '{entries[0]}'",
+            )
+        ]
+    return []
+
+
+def _flow_graph_problems(
+    flow: Flow, chains: list[_Chain], where: _Where, problems: list[Problem]
+) -> dict[str, set[str]]:
+    """A flow's rules: every target names a step of the same chain, each chain has one
+    entry and reaches all its steps, a loop needs max_steps. Returns the steps upstream
+    of each step (those whose output it may read)."""
+    looped = False
+    upstream_of: dict[str, set[str]] = {}
+    for chain in chains:
+        entry = _entry(chain, problems)
+        graph = {step.id: [t for t in step.targets() if t] for step in chain.steps}
+        for step in chain.steps:
+            loc = chain.step_loc(step.id)
+            for transition in step.transitions():
+                if transition.to not in chain.index:
+                    elsewhere = (
+                        " (it is in another branch or chain)" if transition.to in where else ""
+                    )
+                    problems.append(
+                        problem(
+                            [*loc, *transition.field],
+                            f"'{transition.to}' is not a step of this chain{elsewhere}; name a "
+                            f"step of the same chain: {', '.join(chain.index)}",
+                        )
+                    )
+        if entry is None:
+            continue
+        reachable = _reachable(graph, entry)
+        for step in chain.steps:
+            if step.id not in reachable:
+                problems.append(
+                    problem(
+                        chain.step_loc(step.id),
+                        f"step '{step.id}' can never run: no step of its chain leads to it "
+                        f"from the entry '{entry}'",
+                    )
+                )
+        if _has_cycle(graph, entry):
+            looped = True
+        for step in chain.steps:
+            before = {s for s in reachable if step.id in _reachable(graph, s) and s != step.id}
+            if step.id in _reachable_from_successors(graph, step.id):
+                before.add(step.id)  # in a loop, its own earlier output
+            upstream_of[step.id] = before | _enclosing_upstream(chain, upstream_of)
+    if looped and flow.max_steps is None:
+        problems.append(
+            problem(
+                ["max_steps"],
+                "the definition loops (a step leads back to an earlier one); set max_steps, "
+                "the most steps one execution may run",
+            )
+        )
+
+    # After a parallel, its branches' steps are upstream too (their outputs are kept).
+    for chain in chains:
+        for step in chain.steps:
+            inner = set()
+            for other_id in upstream_of.get(step.id, set()):
+                other = where.get(other_id)
+                if other is None:
+                    continue
+                for nested in _step(other).nested():
+                    if nested.kept:
+                        inner |= {s.id for s in iter_steps(nested.chain.steps)}
+            upstream_of[step.id] = upstream_of.get(step.id, set()) | inner
+    return upstream_of
+
+
 def _hyphenated_ids(expression: str, known: Container[str]) -> dict[str, str]:
     """Unquoted references to hyphenated step ids: `$steps.extract-text.output` parses as
     `$steps.extract - text.output`, so it reads step `extract`. Maps each such `extract`
@@ -216,19 +313,9 @@ def _backtick_hint(step_ids: Iterable[str]) -> str:
     return f"; did you mean {quoted}? Step ids with '-' are quoted with backticks in expressions"
 
 
-def _step(entry: tuple[_Chain, list[str | int]]) -> Any:
+def _step(entry: tuple[_Chain, list[str | int]]) -> StepKind:
     chain, loc = entry
     return chain.steps[int(loc[-1])]
-
-
-def _all(steps: Sequence[Any]) -> Iterator[Any]:
-    for step in steps:
-        yield step
-        if isinstance(step, ParallelStep):
-            for branch in step.branches:
-                yield from _all(branch.steps)
-        elif isinstance(step, MapStep):
-            yield from _all(step.steps)
 
 
 def _entry(chain: _Chain, problems: list[Problem]) -> str | None:
@@ -242,7 +329,7 @@ def _entry(chain: _Chain, problems: list[Problem]) -> str | None:
             )
             return None
         return chain.start_at
-    pointed = {t for step in chain.steps for t in targets(step)}
+    pointed = {t for step in chain.steps for t in step.targets()}
     entries = [step.id for step in chain.steps if step.id not in pointed]
     if len(entries) > 1:
         problems.append(
@@ -254,18 +341,6 @@ def _entry(chain: _Chain, problems: list[Problem]) -> str | None:
         )
         return None
     return entries[0] if entries else chain.steps[0].id
-
-
-def _named_targets(step: Any) -> Iterator[tuple[list[str | int], str]]:
-    if getattr(step, "next", None):
-        yield ["next"], step.next
-    if isinstance(step, ChoiceStep):
-        for index, rule in enumerate(step.choices):
-            yield ["choices", index, "next"], rule.next
-        if step.default:
-            yield ["default"], step.default
-    for index, catch in enumerate(getattr(step, "catch", []) or []):
-        yield ["catch", index, "next"], catch.next
 
 
 def _reachable(graph: dict[str, list[str]], start: str) -> set[str]:
@@ -291,96 +366,17 @@ def _has_cycle(graph: dict[str, list[str]], entry: str) -> bool:
     return any(node in _reachable_from_successors(graph, node) for node in _reachable(graph, entry))
 
 
-def _enclosing_upstream(
-    chain: _Chain, chains: list[_Chain], upstream_of: dict[str, set[str]]
-) -> set[str]:
+def _enclosing_upstream(chain: _Chain, upstream_of: dict[str, set[str]]) -> set[str]:
     """A nested chain also sees what was upstream of the parallel or map holding it."""
     if chain.owner is None:
         return set()
     return set(upstream_of.get(chain.owner.id, set()))
 
 
-def _expression_fields(step: Any) -> Iterator[tuple[list[str | int], Any]]:
-    for field in EXPRESSION_FIELDS:
-        value = getattr(step, field, None)
-        if value is None:
-            continue
-        if field == "assign":
-            for name, member in value.items():
-                yield ["assign", name], member
-        else:
-            yield [field], value
-    if isinstance(step, ChoiceStep):
-        for index, rule in enumerate(step.choices):
-            yield ["choices", index, "when"], rule.when
-    for index, catch in enumerate(getattr(step, "catch", []) or []):
-        for name, member in catch.assign.items():
-            yield ["catch", index, "assign", name], member
-
-
-def _step_problems(step: Any, loc: list[str | int]) -> list[Problem]:
-    out: list[Problem] = []
-    for index, catch in enumerate(getattr(step, "catch", []) or []):
-        for number, name in enumerate(catch.errors):
-            if name not in ERROR_NAMES and not _HTTP_CODE.match(name):
-                out.append(
-                    problem(
-                        [*loc, "catch", index, "errors", number],
-                        f"unknown error name '{name}'; use HTTP.4xx, HTTP.5xx, HTTP.<code> "
-                        f"(e.g. HTTP.404), {', '.join(n for n in ERROR_NAMES if 'HTTP' not in n)}",
-                    )
-                )
-    if isinstance(step, ChoiceStep):
-        for index, rule in enumerate(step.choices):
-            if not is_expression(rule.when):
-                out.append(
-                    problem(
-                        [*loc, "choices", index, "when"],
-                        'when must be an expression, e.g. "{% $input.score > 0.5 %}"',
-                    )
-                )
-    if isinstance(step, MapStep) and not is_expression(step.items):
-        if not isinstance(step.items, list):
-            out.append(
-                problem(
-                    [*loc, "items"],
-                    "items must be an array or an expression that yields one, e.g. "
-                    '"{% $input.documents %}"',
-                )
-            )
-    if isinstance(step, WaitStep):
-        out.extend(_wait_problems(step, loc))
-    if isinstance(step, FailStep) and step.cause is not None and not isinstance(step.cause, str):
-        out.append(problem([*loc, "cause"], "cause must be a string or an expression"))
-    return out
-
-
-def _wait_problems(step: WaitStep, loc: list[str | int]) -> list[Problem]:
-    if (step.seconds is None) == (step.until is None):
-        return [problem(loc, "a wait step needs exactly one of seconds and until")]
-    if step.seconds is not None and not is_expression(step.seconds):
-        if not isinstance(step.seconds, int | float) or isinstance(step.seconds, bool):
-            return [problem([*loc, "seconds"], "seconds must be a number or an expression")]
-        if step.seconds < 0:
-            return [problem([*loc, "seconds"], "seconds must be 0 or more")]
-    if step.until is not None and not is_expression(step.until):
-        try:
-            moment = datetime.fromisoformat(str(step.until).replace("Z", "+00:00"))
-        except ValueError:
-            return [
-                problem(
-                    [*loc, "until"], "until must be an RFC 3339 time, e.g. 2026-12-01T09:00:00Z"
-                )
-            ]
-        if moment.tzinfo is None:
-            return [problem([*loc, "until"], "until needs a time zone offset, e.g. Z or +01:00")]
-    return []
-
-
 def _property_checks(
     expression: str,
     loc: list[str | int],
-    where: dict[str, tuple[_Chain, list[str | int]]],
+    where: _Where,
     output_schema: OutputSchemas,
     problems: list[Problem],
     warnings: list[Problem],
@@ -393,11 +389,10 @@ def _property_checks(
         if found is None:
             continue
         step = _step(found)
-        if not isinstance(step, TaskStep) or step.output is not None or step.optional:
-            continue
-        schema = output_schema(step)
+        schema = step.known_output_schema(output_schema)
         if not isinstance(schema, dict):
             continue
+        source = step.label()  # a task's is its service.action
         properties = schema.get("properties")
         declared = isinstance(properties, dict) and prop in properties
         if declared:
@@ -407,7 +402,7 @@ def _property_checks(
                 problem(
                     loc,
                     f"$steps.{step_id}.output.{prop}: the output_schema of "
-                    f"{step.service}.{step.action} allows no property '{prop}' "
+                    f"{source} allows no property '{prop}' "
                     f"(additionalProperties is false); it declares "
                     f"{', '.join(properties) if isinstance(properties, dict) else 'none'}",
                 )
@@ -417,7 +412,7 @@ def _property_checks(
                 problem(
                     loc,
                     f"$steps.{step_id}.output.{prop}: the output_schema of "
-                    f"{step.service}.{step.action} does not declare '{prop}'",
+                    f"{source} does not declare '{prop}'",
                 )
             )
 

@@ -260,6 +260,12 @@ class StepCall(BaseModel):
         exclude_if=_empty,
         description="look the service's credential up and add it (the step's PinnedStep)",
     )
+    report: bool = Field(
+        default=False,
+        exclude_if=_empty,
+        description="answer the output with the attempt and the worker "
+        "(definitions/contract.py STEP_RESULT_KEY)",
+    )
 
 
 class StartCall(BaseModel):
@@ -292,6 +298,9 @@ class FirstAttempt(BaseModel):
     non_retryable: bool = Field(default=False, exclude_if=_empty)
     retry_after: float | None = Field(
         default=None, exclude_if=_empty, description="the service's Retry-After, seconds"
+    )
+    worker: str | None = Field(
+        default=None, exclude_if=_empty, description="the worker that made the attempt"
     )
 
     @property

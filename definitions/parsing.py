@@ -9,38 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from definitions.graph import Problem, problem
-from definitions.language import (
-    Catch,
-    Chain,
-    ChoiceRule,
-    ChoiceStep,
-    FailStep,
-    Flow,
-    MapStep,
-    ParallelStep,
-    SucceedStep,
-    TaskStep,
-    WaitStep,
-    WorkflowStep,
-    is_seed_chain,
-)
+from definitions.language import KINDS, Flow, TaskStep, is_seed_chain
 from definitions.models import StepSpec
-
-STEP_TYPES: dict[str, type[BaseModel]] = {
-    "task": TaskStep,
-    "choice": ChoiceStep,
-    "parallel": ParallelStep,
-    "map": MapStep,
-    "wait": WaitStep,
-    "workflow": WorkflowStep,
-    "succeed": SucceedStep,
-    "fail": FailStep,
-}
+from steps.base import StepKind
 
 TOP_LEVEL_FIELDS = ("start_at", "output", "input_schema", "max_steps")
 
@@ -51,17 +28,43 @@ class Parsed:
 
     chain: list[StepSpec] | None = None
     flow: Flow | None = None
+    """Set for a flow only: storage and pinning tell the languages apart by it."""
     problems: list[Problem] = field(default_factory=list)
 
     @property
     def kind(self) -> str:
         return "flow" if self.flow is not None else "chain"
 
+    @cached_property
+    def as_flow(self) -> Flow:
+        """The definition in the workflow language, what the checker and the graph read:
+        the flow, or the seed chain as a flow of task steps."""
+        if self.flow is not None:
+            return self.flow
+        assert self.chain is not None, "a definition with problems has no flow"
+        return chain_flow(self.chain)
+
+
+def chain_flow(chain: Sequence[StepSpec]) -> Flow:
+    """A seed chain as the flow of task steps it means, entered at its entry step (when
+    it has exactly one: otherwise the checker says so)."""
+    pointed = {step.next for step in chain}
+    entries = [step.id for step in chain if step.id not in pointed]
+    return Flow(
+        start_at=entries[0] if len(entries) == 1 else None,
+        steps=[
+            TaskStep(id=step.id, service=step.service, action=step.action, next=step.next)
+            for step in chain
+        ],
+    )
+
 
 def parse_definition(steps: Sequence[Any], top_level: dict[str, Any]) -> Parsed:
     """The seed's chain if `steps` has that shape and no language field is set at the top,
     else a flow. Problems are located inside the definition (["steps", 2, "next"])."""
     raw = list(steps)
+    if not raw:
+        return Parsed(problems=[problem(["steps"], "a workflow needs at least one step")])
     if is_seed_chain(raw, top_level):
         try:
             return Parsed(chain=[StepSpec.model_validate(step) for step in raw])
@@ -102,12 +105,12 @@ def _problems(exc: ValidationError, prefix: list[str | int]) -> list[Problem]:
         loc: list[str | int] = []
         for part in error["loc"]:
             # A tagged union puts the tag in the location (steps.0.choice.choices): drop it.
-            if isinstance(part, str) and part in STEP_TYPES and loc and isinstance(loc[-1], int):
+            if isinstance(part, str) and part in KINDS and loc and isinstance(loc[-1], int):
                 continue
             loc.append(part)
         message = str(error["msg"])
         if error["type"] == "union_tag_invalid":
-            message = f"unknown step type; use one of {', '.join(STEP_TYPES)}"
+            message = f"unknown step type; use one of {', '.join(KINDS)}"
         out.append(problem([*prefix, *loc], message))
     return out
 
@@ -117,13 +120,13 @@ def _unknown_fields(value: Any, loc: list[str | int]) -> list[Problem]:
     if not isinstance(value, dict):
         return []
     kind = value.get("type", "task")
-    model = STEP_TYPES.get(str(kind))
+    model = KINDS.get(str(kind))
     if model is None:
         return []  # the model validation names the bad type
     return _check(model, value, loc)
 
 
-def _check(model: type[BaseModel], value: dict[str, Any], loc: list[str | int]) -> list[Problem]:
+def _check(model: type[StepKind], value: dict[str, Any], loc: list[str | int]) -> list[Problem]:
     out = []
     known = set(model.model_fields)
     for key in value:
@@ -135,26 +138,11 @@ def _check(model: type[BaseModel], value: dict[str, Any], loc: list[str | int]) 
                     f"are {', '.join(sorted(known))}",
                 )
             )
-    for name, item_model in (("catch", Catch), ("choices", ChoiceRule)):
-        items = value.get(name)
-        if isinstance(items, list):
-            for index, item in enumerate(items):
-                if isinstance(item, dict):
-                    out.extend(_check_plain(item_model, item, [*loc, name, index]))
-    branches = value.get("branches")
-    if model is ParallelStep and isinstance(branches, list):
-        for number, branch in enumerate(branches):
-            if isinstance(branch, dict):
-                out.extend(_check_plain(Chain, branch, [*loc, "branches", number]))
-                inner = branch.get("steps")
-                if isinstance(inner, list):
-                    for index, step in enumerate(inner):
-                        out.extend(
-                            _unknown_fields(step, [*loc, "branches", number, "steps", index])
-                        )
-    if model is MapStep and isinstance(value.get("steps"), list):
-        for index, step in enumerate(value["steps"]):
-            out.extend(_unknown_fields(step, [*loc, "steps", index]))
+    for where, part_model, part in model.raw_parts(value):
+        if part_model is None:
+            out.extend(_unknown_fields(part, [*loc, *where]))
+        else:
+            out.extend(_check_plain(part_model, part, [*loc, *where]))
     return out
 
 

@@ -28,12 +28,14 @@ from definitions.contract import (
     EXPRESSION_LIMIT,
     INVALID_START,
     LOAD_DEFINITION_ACTIVITY,
+    OUTCOME_UPDATE,
     START_ACTIVITY,
     STEP_FAILED,
     SUCCEED_ENDS_EXECUTION_PATCH,
     SUCCEEDED_KEY,
     WORKFLOW_ID_KEY,
     StepFailure,
+    unwrap,
 )
 from definitions.json_values import bounded
 from definitions.language import (
@@ -58,6 +60,7 @@ from executions.models import (
     ExecutionStatus,
     StepState,
 )
+from executions.record import answered_whole, record_from_outcome
 
 FROM_TEMPORAL = {
     WorkflowExecutionStatus.RUNNING: ExecutionStatus.RUNNING,
@@ -202,7 +205,7 @@ async def local_activity_marker(
     The only code that knows the SDK's internal marker layout: the marker name
     `core_local_activity`, its `data` detail (a JSON object with `activity_id`,
     `activity_type` and `attempt`) and its `result` detail. If a new SDK changes it, the
-    tests in tests/unit/test_history.py, which read recorded histories, say so.
+    tests in tests/executions/test_history.py, which read recorded histories, say so.
     """
     if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
         return None
@@ -282,6 +285,19 @@ class _Record:
             else ExecutionStatus.RUNNING
         )
         input_data, options = await self._start_arguments()
+        if closing == ExecutionStatus.COMPLETED and options.definition is not None:
+            # Waited for by the gateway: the workflow's own answer, if it tells the whole
+            # record, is the record (executions/record.py), as the gateway answered it.
+            outcome = await self._outcome_answer()
+            if outcome is not None and answered_whole(outcome):
+                return record_from_outcome(
+                    outcome,
+                    execution_id=self._execution_id,
+                    definition=options.definition,
+                    input_data=input_data,
+                    context=options.context,
+                    test_run=False,
+                )
         definition = options.definition or await self._loaded_definition()
         result, error = await self._outcome(status)
         if definition is not None and definition.flow is not None:
@@ -311,6 +327,31 @@ class _Record:
             closed_at=_time(last) if closing else None,
             steps=steps,
         )
+
+    async def _outcome_answer(self) -> dict[str, Any] | None:
+        """What the workflow answered the si:outcome update with, if one was sent (the
+        gateway's execute-and-wait) and answered: the update's completed event, found from
+        the end, and its accepted event naming the update."""
+        accepted: dict[int, HistoryEvent] = {
+            e.event_id: e
+            for e in self._events
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+        }
+        if not accepted:
+            return None
+        for event in reversed(self._events):
+            if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+                continue
+            completed = event.workflow_execution_update_completed_event_attributes
+            request = accepted.get(completed.accepted_event_id)
+            if request is None or (
+                request.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+                != OUTCOME_UPDATE
+            ):
+                continue
+            answer = await _first(list(completed.outcome.success.payloads), self._converter)
+            return answer if isinstance(answer, dict) else None
+        return None
 
     async def _start_arguments(self) -> tuple[Any, ExecutionOptions]:
         """The input as sent (any JSON value), and the options if they can be read.
@@ -493,7 +534,7 @@ class _Record:
                 state.status = closed_status
                 state.completed_at = _time(event)
                 if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-                    answered(state, await _first(attributes.result.payloads, self._converter))
+                    answered(state, await _output(attributes.result.payloads, self._converter))
                 failure = getattr(attributes, "failure", None)
                 if failure is not None and attributes.HasField("failure"):
                     cause = failure.cause if failure.HasField("cause") else None
@@ -515,7 +556,7 @@ class _Record:
                     if marker.failure is not None:
                         state.last_error = marker.failure.message
                     else:
-                        answered(state, await _first(marker.result or [], self._converter))
+                        answered(state, await _output(marker.result or [], self._converter))
         self._apply_pending(states, made_before)
         return [states[i] for i in order]
 
@@ -694,6 +735,11 @@ async def _first(payloads: Sequence[Any], converter: DataConverter) -> Any:
         return None
 
 
+async def _output(payloads: Sequence[Any], converter: DataConverter) -> Any:
+    """A step activity's output: its result, without what StepCall.report adds."""
+    return unwrap(await _first(payloads, converter)).output
+
+
 async def _call_input(
     scheduled: ActivityTaskScheduledEventAttributes, converter: DataConverter
 ) -> Any:
@@ -781,7 +827,7 @@ async def _observe(events: Sequence[HistoryEvent], converter: DataConverter) -> 
             ran_or_none.last_event = event.event_id
             ran_or_none.completed_at = _time(event)
             if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-                ran_or_none.output = await _first(attributes.result.payloads, converter)
+                ran_or_none.output = await _output(attributes.result.payloads, converter)
             elif closed_status != "CANCELED" and attributes.HasField("failure"):
                 failure = attributes.failure
                 cause = failure.cause if failure.HasField("cause") else None
@@ -805,7 +851,7 @@ async def _observe(events: Sequence[HistoryEvent], converter: DataConverter) -> 
                 status="FAILED" if marker.failure is not None else "COMPLETED",
                 attempts=marker.attempt,
                 completed_at=_time(event),
-                output=await _first(marker.result or [], converter),
+                output=await _output(marker.result or [], converter),
             )
             if marker.failure is not None:
                 ran.last_error = marker.failure.message

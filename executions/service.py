@@ -15,10 +15,13 @@ from typing import Any, TypeVar, cast
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -34,6 +37,7 @@ from core.signing import definition_signatures, options_signature
 from definitions.contract import (
     ACTION_EXECUTION_PREFIX,
     CONTRACT_VERSION,
+    OUTCOME_UPDATE,
     TEST_RUN_KEY,
     WORKFLOW_ID_KEY,
     WORKFLOW_VERSION_KEY,
@@ -56,6 +60,7 @@ from executions.models import (
     ExecutionStatus,
     ExecutionSummary,
 )
+from executions.record import answered_whole, record_from_outcome
 from registry.errors import NotFoundError
 
 _Method = TypeVar("_Method", bound=Callable[..., Awaitable[Any]])
@@ -170,22 +175,13 @@ class ExecutionService:
     def client(self) -> Client:
         return self._client
 
-    @_temporal_call
-    async def start(
+    def _start_arguments(
         self,
         definition: PinnedDefinition,
         request: ExecuteRequest,
-        *,
-        execution_id: str,
-        mocks: dict[str, StepMock] | None = None,
-    ) -> WorkflowHandle[Any, Any]:
-        """Start an execution of a pinned definition; an existing id is reused, not restarted.
-
-        Args:
-            mocks: a test run (POST /workflows/{id}/test): what mocked steps answer. A
-                test run, even of a definition with nothing to mock ({}), carries the
-                TEST_RUN_KEY search attribute: lists leave it out unless asked.
-        """
+        mocks: dict[str, StepMock] | None,
+    ) -> tuple[str, list[Any], dict[str, Any]]:
+        """The workflow type, arguments and start options of an execution."""
         workflow_type = (
             definition.name
             if definition.kind == "workflow"
@@ -217,27 +213,117 @@ class ExecutionService:
                     )
                 }
             )
+        start = {
+            "task_queue": self._task_queue,
+            "memo": ExecutionMemo(
+                kind=definition.kind,
+                workflow_id=definition.workflow_id,
+                workflow_name=definition.name,
+                version=definition.version,
+            ).to_memo(),
+            "search_attributes": TypedSearchAttributes(attributes),
+            "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+            "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        }
+        return workflow_type, [request.input_data, options], start
+
+    @_temporal_call
+    async def start(
+        self,
+        definition: PinnedDefinition,
+        request: ExecuteRequest,
+        *,
+        execution_id: str,
+        mocks: dict[str, StepMock] | None = None,
+    ) -> WorkflowHandle[Any, Any]:
+        """Start an execution of a pinned definition; an existing id is reused, not restarted.
+
+        Args:
+            mocks: a test run (POST /workflows/{id}/test): what mocked steps answer. A
+                test run, even of a definition with nothing to mock ({}), carries the
+                TEST_RUN_KEY search attribute: lists leave it out unless asked.
+        """
+        workflow_type, args, start = self._start_arguments(definition, request, mocks)
         try:
             return await self._client.start_workflow(
                 workflow_type,
-                args=[request.input_data, options],
+                args=args,
                 id=execution_id,
-                task_queue=self._task_queue,
-                memo=ExecutionMemo(
-                    kind=definition.kind,
-                    workflow_id=definition.workflow_id,
-                    workflow_name=definition.name,
-                    version=definition.version,
-                ).to_memo(),
-                search_attributes=TypedSearchAttributes(attributes),
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 # Taken only when this process runs a worker (GATEWAY_EMBEDDED_WORKER).
                 request_eager_start=definition.low_latency,
+                **start,
             )
         except WorkflowAlreadyStartedError:
             # The key was used before and that execution has closed: answer with it.
             return self._client.get_workflow_handle(execution_id)
+
+    @_temporal_call
+    async def run(
+        self,
+        definition: PinnedDefinition,
+        request: ExecuteRequest,
+        *,
+        execution_id: str,
+        timeout: float,
+        mocks: dict[str, StepMock] | None = None,
+    ) -> tuple[ExecutionPublic, bool]:
+        """Start an execution and wait up to `timeout` seconds for it to close: its
+        record, and whether it closed.
+
+        Started with the si:outcome update (update-with-start): the workflow answers it
+        with its journal once its steps are done, so a completed execution's record
+        needs no read of its history (executions/record.py). Otherwise (it failed, a step
+        retried, it continued as new, it is still running, the id was used before) the
+        record is read as `get` reads it. A low-latency definition starts eagerly on
+        this process's worker, which update-with-start cannot: it is started and waited
+        for as before.
+        """
+        if definition.low_latency:
+            handle = await self.start(definition, request, execution_id=execution_id, mocks=mocks)
+            closed = await self.wait(handle, timeout)
+            return await self.get(execution_id), closed
+        workflow_type, args, start = self._start_arguments(definition, request, mocks)
+        operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            workflow_type, args=args, id=execution_id, **start
+        )
+        waiting = asyncio.ensure_future(
+            self._client.execute_update_with_start_workflow(
+                OUTCOME_UPDATE, start_workflow_operation=operation, result_type=dict
+            )
+        )
+        done, _ = await asyncio.wait({waiting}, timeout=timeout)
+        if not done:
+            # Still running. The update stays with the workflow, which answers it when
+            # done; the plain start (the same id, USE_EXISTING) makes sure the execution
+            # exists before it is read, whether or not the request it rode on got there.
+            waiting.add_done_callback(_consumed)
+            waiting.cancel()
+            await self.start(definition, request, execution_id=execution_id, mocks=mocks)
+            return await self.get(execution_id), False
+        try:
+            outcome = waiting.result()
+        except (
+            WorkflowUpdateFailedError,
+            WorkflowUpdateRPCTimeoutOrCancelledError,
+            RPCError,
+            WorkflowAlreadyStartedError,
+        ):
+            # Closed before it answered (continued as new, terminated), or the id names an
+            # execution that closed before: told by its history.
+            closed = await self.wait_for(execution_id, timeout)
+            return await self.get(execution_id), closed
+        if not answered_whole(outcome):
+            closed = await self.wait_for(execution_id, timeout)
+            return await self.get(execution_id), closed
+        record = record_from_outcome(
+            outcome,
+            execution_id=execution_id,
+            definition=definition,
+            input_data=request.input_data,
+            context=request.context,
+            test_run=mocks is not None,
+        )
+        return record, True
 
     @_temporal_call
     async def wait(self, handle: WorkflowHandle[Any, Any], timeout: float) -> bool:
@@ -414,6 +500,12 @@ class ExecutionService:
             closed_at=execution.close_time,
             test_run=bool(execution.typed_search_attributes.get(TEST_RUN_KEY)),
         )
+
+
+def _consumed(task: asyncio.Future[Any]) -> None:
+    """Retrieve a withdrawn task's error, which nobody awaits (else asyncio logs it)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _is_test_run(events: Sequence[HistoryEvent]) -> bool:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from jsonschema import Draft202012Validator, SchemaError
 from jsonschema.validators import validator_for
 
 from definitions.flow_checks import check_flow
-from definitions.graph import Problem, problem, validate_graph
-from definitions.language import Flow, MapStep, ParallelStep, TaskStep, iter_steps
-from definitions.models import ActionSpec, StepSpec
+from definitions.graph import Problem, problem
+from definitions.language import Flow, TaskStep
+from definitions.models import ActionSpec
+from definitions.parsing import Parsed
 from schemas.rules import pattern_problems
+from steps.base import StepKind
 
 MAX_SCHEMA_BYTES = 64 * 1024
 MAX_SCHEMA_DEPTH = 32
@@ -72,42 +74,28 @@ def validate_actions(actions: Sequence[ActionSpec]) -> list[Problem]:
     return problems
 
 
-def validate_steps(
-    steps: Sequence[StepSpec], services: dict[str, list[ActionSpec]], *, workflow_name: str
-) -> list[Problem]:
-    """The graph is valid and every step names a registered service and action.
+def validate_definition(
+    parsed: Parsed, services: dict[str, list[ActionSpec]], *, workflow_name: str
+) -> tuple[list[Problem], list[Problem]]:
+    """A parsed definition's problems and warnings, either language: a seed chain is
+    checked as the flow of task steps it is read as, with the chain's rules.
 
     Args:
-        steps: the workflow's steps.
-        services: the registered services the steps name, with their actions.
+        parsed: a definition that parsed (no `parsed.problems`).
+        services: the registered services its tasks name, with their actions.
         workflow_name: used in the messages.
     """
-    problems = validate_graph(steps)
-    for index, step in enumerate(steps):
-        actions = services.get(step.service)
-        if actions is None:
-            problems.append(
-                problem(
-                    ["steps", index, "service"],
-                    f"workflow '{workflow_name}' step '{step.id}' references unknown service "
-                    f"'{step.service}'; register it first (POST /api/services) or fix the name",
-                )
-            )
-            continue
-        names = [a.name for a in actions]
-        if step.action not in names:
-            problems.append(
-                problem(
-                    ["steps", index, "action"],
-                    f"workflow '{workflow_name}' references unknown action '{step.action}' "
-                    f"of service '{step.service}'; registered actions: {', '.join(names)}",
-                )
-            )
-    return problems
+    return validate_flow(
+        parsed.as_flow, services, workflow_name=workflow_name, line=parsed.chain is not None
+    )
 
 
 def validate_flow(
-    flow: Flow, services: dict[str, list[ActionSpec]], *, workflow_name: str
+    flow: Flow,
+    services: dict[str, list[ActionSpec]],
+    *,
+    workflow_name: str,
+    line: bool = False,
 ) -> tuple[list[Problem], list[Problem]]:
     """A flow's problems and warnings: the language's checks (definitions/flow_checks.py),
     every task naming a registered service and action, and its input_schema.
@@ -116,8 +104,8 @@ def validate_flow(
         flow: the definition.
         services: the registered services its tasks name, with their actions.
         workflow_name: used in the messages.
+        line: the flow is a seed chain: check it with the chain's rules (check_flow).
     """
-    locations = step_locations(flow)
 
     def output_schema(step: TaskStep) -> dict[str, Any] | None:
         for action in services.get(step.service, []):
@@ -125,24 +113,27 @@ def validate_flow(
                 return action.output_schema
         return None
 
-    problems, warnings = check_flow(flow, output_schema=output_schema)
-    for step in (s for s in iter_steps(flow.steps) if isinstance(s, TaskStep)):
-        loc = locations[step.id]
-        actions = services.get(step.service)
+    problems, warnings = check_flow(flow, output_schema=output_schema, line=line)
+    for loc, step in _located_steps(flow.steps, []):
+        called = step.service_call()
+        if called is None:
+            continue
+        service, action = called
+        actions = services.get(service)
         if actions is None:
             problems.append(
                 problem(
                     [*loc, "service"],
                     f"workflow '{workflow_name}' step '{step.id}' references unknown service "
-                    f"'{step.service}'; register it first (POST /api/services) or fix the name",
+                    f"'{service}'; register it first (POST /api/services) or fix the name",
                 )
             )
-        elif step.action not in [a.name for a in actions]:
+        elif action not in [a.name for a in actions]:
             problems.append(
                 problem(
                     [*loc, "action"],
-                    f"workflow '{workflow_name}' references unknown action '{step.action}' "
-                    f"of service '{step.service}'; registered actions: "
+                    f"workflow '{workflow_name}' references unknown action '{action}' "
+                    f"of service '{service}'; registered actions: "
                     f"{', '.join(a.name for a in actions)}",
                 )
             )
@@ -163,16 +154,17 @@ def validate_flow(
 def step_locations(flow: Flow) -> dict[str, list[str | int]]:
     """Where each step is in the definition (["steps", 2, "branches", 0, "steps", 1])."""
     out: dict[str, list[str | int]] = {}
-
-    def walk(steps: Sequence[Any], loc: list[str | int]) -> None:
-        for index, step in enumerate(steps):
-            here = [*loc, "steps", index]
-            out.setdefault(step.id, here)
-            if isinstance(step, ParallelStep):
-                for number, branch in enumerate(step.branches):
-                    walk(branch.steps, [*here, "branches", number])
-            elif isinstance(step, MapStep):
-                walk(step.steps, here)
-
-    walk(flow.steps, [])
+    for loc, step in _located_steps(flow.steps, []):
+        out.setdefault(step.id, loc)
     return out
+
+
+def _located_steps(
+    steps: Sequence[StepKind], loc: list[str | int]
+) -> Iterator[tuple[list[str | int], StepKind]]:
+    """Every step with where it is, depth first, as `iter_steps` gives them."""
+    for index, step in enumerate(steps):
+        here = [*loc, "steps", index]
+        yield here, step
+        for nested in step.nested():
+            yield from _located_steps(nested.chain.steps, [*here, *nested.loc])

@@ -18,11 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from definitions.flow_graph import chain_graph, flow_graph
+from definitions.flow_graph import flow_graph
 from definitions.graph import Problem, problem, step_order
 from definitions.language import Flow, TaskStep, WorkflowStep, entry_of, iter_steps, raw_tasks
 from definitions.models import ActionSpec, PinnedDefinition, PinnedStep, StepSpec
-from definitions.parsing import Parsed, parse_definition, stored_steps
+from definitions.parsing import Parsed, chain_flow, parse_definition, stored_steps
 from registry import services
 from registry.errors import ConflictError, InvalidDefinitionError, NotFoundError, NotRunnableError
 from registry.schemas import (
@@ -34,7 +34,7 @@ from registry.schemas import (
 )
 from registry.tables import ServiceRow, WorkflowRow, WorkflowVersionRow, utcnow
 from registry.transactions import Answer, KeyedRequest, commit_write
-from registry.validation import step_locations, validate_flow, validate_steps
+from registry.validation import step_locations, validate_definition
 
 RESOURCE = "workflow"
 
@@ -174,10 +174,7 @@ class DefinitionChecks:
         parsed = self._parse(steps, top_level)
         if parsed.problems:
             return parsed, [], []
-        if parsed.chain is not None:
-            return parsed, validate_steps(parsed.chain, services, workflow_name=workflow_name), []
-        assert parsed.flow is not None
-        problems, warnings = validate_flow(parsed.flow, services, workflow_name=workflow_name)
+        problems, warnings = validate_definition(parsed, services, workflow_name=workflow_name)
         return parsed, problems, warnings
 
 
@@ -802,7 +799,7 @@ async def graph(session: AsyncSession, workflow_id: str, version: int | None) ->
     steps, flow = (row.steps, row.flow) if stored is None else (stored.steps, stored.flow)
     if flow is not None:
         return flow_graph(Flow.model_validate({"steps": steps, **flow}))
-    return chain_graph([StepSpec.model_validate(s) for s in steps])
+    return flow_graph(chain_flow([StepSpec.model_validate(s) for s in steps]), kind="chain")
 
 
 MOCK_SHAPES = '{"output": {...}} or {"error": {...}}'

@@ -41,6 +41,7 @@ log = logging.getLogger("worker")
 # workflow run: pure models and functions, no I/O.
 PASSTHROUGH_MODULES = (
     "definitions",
+    "steps",
     "schemas",
     "jsonata",
     # Workflow code, deterministic by review and by the replay gate: shared rather than

@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
-    from definitions.contract import JOURNAL_QUERY
+    from definitions.contract import JOURNAL_QUERY, OUTCOME_UPDATE
     from workflows.stored import (
         LOAD_DEFINITION_RETRY,
         START_PATCH,
@@ -45,3 +45,8 @@ class StoredWorkflow(StoredWorkflowBody):
     def journal_query(self) -> list[dict[str, Any]]:
         """The journal: one entry per step run so far, as the interpreter ran it."""
         return self.journal_entries()
+
+    @workflow.update(name=OUTCOME_UPDATE)
+    async def outcome_update(self) -> dict[str, Any]:
+        """Once the steps are done: the status, the result or error, and the journal."""
+        return await self.wait_outcome()

@@ -21,14 +21,17 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from definitions.chain import step_input
+    from definitions.chain import chain_flow, step_input
     from definitions.contract import (
+        CHAIN_MOCKS_PATCH,
+        CONTRACT_VERSION,
         EXPRESSION_LIMIT,
         INVALID_START,
         STEP_FAILED,
         SUCCEED_ENDS_EXECUTION_PATCH,
         SUCCEEDED_KEY,
         StepFailure,
+        TaskResult,
     )
     from definitions.expressions import Evaluator, ExpressionError, ExpressionLimitError
     from definitions.language import (
@@ -48,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from definitions.models import (
         ExecutionOptions,
+        FirstAttempt,
         PinnedDefinition,
         PinnedStep,
         StepCall,
@@ -55,7 +59,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.validation import violations
     from workflows.integrity import signed
     from workflows.journal import Entry, Journal, StepStatus
-    from workflows.tasks import run_mock, run_task, run_workflow_mock
+    from workflows.tasks import after_first_attempt, run_mock, run_task, run_workflow_mock
 
 CONTINUE_AS_NEW_AFTER = 500
 """Top-level steps one run executes before it continues as new, so a long loop keeps its
@@ -190,10 +194,15 @@ class FlowRun:
         data: dict[str, Any],
         request_id: str,
         signatures: dict[str, str],
+        first: FirstAttempt | None = None,
     ) -> None:
-        assert definition.flow is not None
         self.definition = definition
-        self.flow: Flow = definition.flow
+        # A seed chain runs as the flow of task steps it is (definitions/chain.py); its
+        # commands are the ones the chain's own loop issued (tests/replay).
+        self.chain = definition.flow is None
+        self.flow: Flow = chain_flow(definition) if definition.flow is None else definition.flow
+        self.first = first
+        """How si:start's first attempt of the entry step ended (a by-name start)."""
         self.options = options
         self.context = dict(options.context)
         self.request_id = request_id
@@ -495,7 +504,7 @@ class FlowRun:
         activity_id = entry.path
         entry.input = body
         call = StepCall(
-            contract=self.options.contract,
+            contract=CONTRACT_VERSION,
             execution_id=workflow.info().workflow_id,
             step_id=activity_id,
             service=pinned.service,
@@ -506,21 +515,34 @@ class FlowRun:
             request_id=self.request_id,
             signature=self.signatures.get(step.id),
             credential=pinned.credential,
+            report=True,
         )
         mock = self.options.mocks.get(step.id)
+        first, self.first = self.first, None  # only ever the entry step's, at the top
         try:
             async with self.pending:
-                if mock is not None:
-                    result = await run_mock(pinned, mock, activity_id=activity_id)
+                if first is not None:
+                    answered = await after_first_attempt(pinned, call, first)
+                elif mock is not None and self._mocks_answer():
+                    answered = TaskResult(await run_mock(pinned, mock, activity_id=activity_id), 1)
+                    if self.chain and not isinstance(answered.output, dict):
+                        answered = TaskResult({}, 1)  # a chain step's output is an object
                 else:
-                    result = await run_task(pinned, call, activity_id=activity_id)
+                    answered = await run_task(pinned, call, activity_id=activity_id)
         except ApplicationError as error:
             failure = _step_failure(error, step.id)
+            entry.attempts = failure.attempts
             return self._caught(step, scope, failure, error, entry)
-        entry.output = result
+        result = answered.output
+        entry.output, entry.attempts, entry.worker = result, answered.attempts, answered.worker
         if isinstance(result, dict):
             self.data.update(result)
         return self._finish(step, scope, result), step.next
+
+    def _mocks_answer(self) -> bool:
+        """Mocked steps answer their mock (a test run); a chain's test runs recorded before
+        CHAIN_MOCKS_PATCH called the services."""
+        return not self.chain or workflow.patched(CHAIN_MOCKS_PATCH)
 
     def _caught(
         self,
@@ -806,7 +828,7 @@ class FlowRun:
                 result = await run_workflow_mock(step.id, step.workflow, mock, activity_id)
             except ApplicationError as error:
                 return self._caught(step, scope, _step_failure(error, step.id), error, entry)
-            entry.output = result
+            entry.output, entry.attempts = result, 1
             return self._finish(step, scope, result), step.next
         entry.child_execution_id = f"{info.workflow_id}/{activity_id}"
         options = ExecutionOptions(
@@ -840,7 +862,7 @@ class FlowRun:
                 step_id=step.id,
             )
             return self._caught(step, scope, failure, wrapped, entry)
-        entry.output = result
+        entry.output, entry.attempts = result, 1  # a child workflow is started once
         if isinstance(result, dict):
             self.data.update(result)
         return self._finish(step, scope, result), step.next

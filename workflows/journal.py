@@ -48,6 +48,8 @@ class Entry:
     count: int | None = None
     input: Any = None
     output: Any = None
+    attempts: int | None = None
+    worker: str | None = None
     route: str | None = None
     error: dict[str, Any] | None = None
     child_execution_id: str | None = None

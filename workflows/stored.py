@@ -8,28 +8,26 @@ replay gate (tests/replay), like all workflow code.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.workflow import ContinueAsNewError
 
 from workflows.integrity import verify_options
-from workflows.interpreter import FlowRun, journal_error
-from workflows.journal import Journal, StepStatus
+from workflows.interpreter import FlowRun
+from workflows.journal import Journal
 from workflows.tasks import (
     HEARTBEAT_TIMEOUT,
     StepError,
     cause_of,
-    run_mock,
-    run_task,
-    step_failed,
 )
 
 with workflow.unsafe.imports_passed_through():
-    from definitions.chain import chain_step_call
     from definitions.contract import (
         CONTRACT_VERSION,
         INVALID_START,
@@ -43,20 +41,14 @@ with workflow.unsafe.imports_passed_through():
         ExecutionOptions,
         FirstAttempt,
         PinnedDefinition,
-        PinnedStep,
         StartCall,
         StartOutcome,
-        StepCall,
     )
 
 START_PATCH = "start-activity"
 """A start by name begins with the `si:start` activity (pin + the entry step's first
 attempt) instead of the `si:load-definition` local activity; histories recorded before
 it replay the local activity."""
-
-CHAIN_MOCKS_PATCH = "chain-mocks"
-"""A test run of a seed chain answers each step's mock (a si:mock-step local activity)
-instead of calling its service; test runs recorded before called the services."""
 
 START_TIMEOUT = timedelta(seconds=3600 + 60)
 """`si:start`'s start-to-close: the longest action timeout (3600 s) and the pin; it runs
@@ -68,6 +60,14 @@ LOAD_DEFINITION_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=10,
 )
+
+
+def _error_document(error: FailureError) -> dict[str, Any]:
+    """The execution's failure as the record reads it: type, message, first detail."""
+    if isinstance(error, ApplicationError):
+        details = error.details[0] if error.details else None
+        return {"type": error.type, "message": error.message, "details": details}
+    return {"type": type(error).__name__, "message": str(error), "details": None}
 
 
 def _invalid_start(message: str) -> ApplicationError:
@@ -126,19 +126,56 @@ class StoredWorkflowBody:
     def journal_entries(self) -> list[dict[str, Any]]:
         return self.journal.public() if self.journal is not None else []
 
+    outcome: dict[str, Any] | None = None
+    """How the steps ended, once they have: answered to the si:outcome update."""
+
     async def run_stored(self, args: Sequence[RawValue]) -> Any:
+        """Run, then answer the si:outcome update (if one waits) before closing."""
+        try:
+            result = await self._run_stored(args)
+        except ContinueAsNewError:
+            raise  # the next run answers
+        except FailureError as error:
+            await self._ended("FAILED", error=_error_document(error))
+            raise
+        except asyncio.CancelledError:
+            await self._ended("CANCELED")
+            raise
+        await self._ended("COMPLETED", result=result)
+        return result
+
+    async def _ended(self, status: str, **fields: Any) -> None:
+        """Set the outcome and let a waiting si:outcome update answer it. Issues no
+        command: a run without the update closes in the same workflow task as before."""
+        info = workflow.info()
+        self.outcome = {
+            "status": status,
+            "run_id": info.run_id,
+            "started_at": info.workflow_start_time.isoformat(),
+            "closed_at": workflow.now().isoformat(),
+            "steps": self.journal_entries(),
+            **fields,
+        }
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    async def wait_outcome(self) -> dict[str, Any]:
+        await workflow.wait_condition(lambda: self.outcome is not None)
+        assert self.outcome is not None
+        return self.outcome
+
+    async def _run_stored(self, args: Sequence[RawValue]) -> Any:
         data, options = _start_arguments(args)
         context = dict(options.context)
         request_id = str(context.get("request_id") or workflow.uuid4())
         if options.definition is not None:
             verify_options(args[1], options)  # before any command (workflows/integrity.py)
-            return await self._follow(options.definition, options, data, context, request_id)
+            return await self._follow(options.definition, options, data, request_id)
         if not workflow.patched(START_PATCH):  # histories recorded before si:start
             definition = await self._load_definition(options.version)
-            return await self._follow(definition, options, data, context, request_id)
+            return await self._follow(definition, options, data, request_id)
         definition, first = await self._start(data, options, context, request_id)
         try:
-            return await self._follow(definition, options, data, context, request_id, first)
+            return await self._follow(definition, options, data, request_id, first)
         finally:
             # The search attributes a gateway start sets, upserted with the last command
             # (completion, failure, continue-as-new, cancellation): in the last workflow
@@ -152,55 +189,21 @@ class StoredWorkflowBody:
         definition: PinnedDefinition,
         options: ExecutionOptions,
         data: dict[str, Any],
-        context: dict[str, Any],
         request_id: str,
         first: FirstAttempt | None = None,
     ) -> Any:
-        """Run the definition: a flow, or the seed's chain."""
-        signatures = {**definition.signatures, **options.signatures}
-        if definition.flow is not None:
-            # The workflow language (workflows/interpreter.py); the seed's chains take the
-            # loop below, which issues exactly the commands it always did.
-            flow = FlowRun(
-                definition, options, data=data, request_id=request_id, signatures=signatures
-            )
-            self.journal = flow.journal
-            return await flow.run()  # type: ignore[no-any-return]
-        journal = self.journal = Journal()
-
-        step: PinnedStep | None = definition.step(definition.entry)
-        output: dict[str, Any] = {}
-        while step is not None:
-            call = chain_step_call(
-                step,
-                data,
-                contract=CONTRACT_VERSION,
-                execution_id=workflow.info().workflow_id,
-                context=context,
-                request_id=request_id,
-                signatures=signatures,
-            )
-            mock = options.mocks.get(step.id)
-            entry = journal.open(
-                step.id, "task", step.id, service=step.service, action=step.action, input=call.input
-            )
-            try:
-                if first is not None:  # the entry step, its first attempt made by si:start
-                    output = await self._after_first_attempt(step, call, first)
-                    first = None
-                elif mock is not None and workflow.patched(CHAIN_MOCKS_PATCH):
-                    # A test run: the step answers its mock and calls no service.
-                    answer = await run_mock(step, mock, activity_id=step.id)
-                    output = answer if isinstance(answer, dict) else {}
-                else:
-                    output = await self._run_step(step, call)
-            except ApplicationError as error:
-                journal.close(entry, StepStatus.FAILED, error=journal_error(error, step.id))
-                raise
-            journal.close(entry, StepStatus.COMPLETED, output=output)
-            data.update(output)
-            step = definition.step(step.next) if step.next is not None else None
-        return output
+        """Run the definition: a flow, or the seed's chain as the flow of task steps it is
+        (workflows/interpreter.py)."""
+        flow = FlowRun(
+            definition,
+            options,
+            data=data,
+            request_id=request_id,
+            signatures={**definition.signatures, **options.signatures},
+            first=first,
+        )
+        self.journal = flow.journal
+        return await flow.run()
 
     async def _start(
         self,
@@ -235,27 +238,6 @@ class StoredWorkflowBody:
         except StepError as error:
             raise self._not_runnable(name, error) from error
         return outcome.definition, outcome.first
-
-    async def _after_first_attempt(
-        self, step: PinnedStep, call: StepCall, first: FirstAttempt
-    ) -> dict[str, Any]:
-        """The entry step's output: si:start's first attempt, else the step retried as
-        its own activity with what the retry policy has left, after the delay it gives
-        (or the service's Retry-After), as Temporal would have retried it."""
-        if not first.failed:
-            return first.output or {}
-        error = ApplicationError(
-            first.message or "",
-            first.details,
-            type=first.error_type,
-            non_retryable=first.non_retryable,
-        )
-        policy = step.spec.retry_policy
-        if first.non_retryable or policy.maximum_attempts <= 1:
-            raise step_failed(step, error)
-        delay = first.retry_after if first.retry_after is not None else policy.initial_interval
-        await workflow.sleep(timedelta(seconds=delay))
-        return await run_task(step, call, activity_id=step.id, after_attempts=1)
 
     @staticmethod
     def _not_runnable(name: str, error: BaseException) -> ApplicationError:
@@ -307,6 +289,3 @@ class StoredWorkflowBody:
                     version=definition.version,
                 ).to_memo()
             )
-
-    async def _run_step(self, step: PinnedStep, call: StepCall) -> dict[str, Any]:
-        return await run_task(step, call, activity_id=step.id)

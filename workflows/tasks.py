@@ -14,8 +14,14 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from definitions.contract import MOCK_STEP_ACTIVITY, STEP_FAILED, StepFailure
-    from definitions.models import PinnedStep, StepCall, StepMock
+    from definitions.contract import (
+        MOCK_STEP_ACTIVITY,
+        STEP_FAILED,
+        StepFailure,
+        TaskResult,
+        unwrap,
+    )
+    from definitions.models import FirstAttempt, PinnedStep, StepCall, StepMock
 
 HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 """Steps whose timeout is longer than this heartbeat (every second while the call is in
@@ -62,7 +68,7 @@ async def run_task(
     activity_id: str,
     summary: str | None = None,
     after_attempts: int = 0,
-) -> dict[str, Any]:
+) -> TaskResult:
     """The step's output; a failure (once retries are exhausted) raises STEP_FAILED with
     StepFailure details, non-retryable. `after_attempts`: attempts already made (see
     retry_policy); the failure counts them."""
@@ -70,7 +76,7 @@ async def run_task(
     timeout = timedelta(seconds=step.spec.timeout)
     try:
         if step.spec.mode == "local":
-            return await workflow.execute_local_activity(
+            result = await workflow.execute_local_activity(
                 activity_type,
                 call,
                 result_type=dict,
@@ -79,18 +85,44 @@ async def run_task(
                 retry_policy=retry_policy(step, after_attempts=after_attempts),
                 summary=summary,
             )
-        return await workflow.execute_activity(
-            activity_type,
-            call,
-            result_type=dict,
-            activity_id=activity_id,
-            start_to_close_timeout=timeout,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT if timeout > HEARTBEAT_TIMEOUT else None,
-            retry_policy=retry_policy(step, after_attempts=after_attempts),
-            summary=summary,
-        )
+        else:
+            result = await workflow.execute_activity(
+                activity_type,
+                call,
+                result_type=dict,
+                activity_id=activity_id,
+                start_to_close_timeout=timeout,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT if timeout > HEARTBEAT_TIMEOUT else None,
+                retry_policy=retry_policy(step, after_attempts=after_attempts),
+                summary=summary,
+            )
     except StepError as error:
         raise step_failed(step, error, after_attempts=after_attempts) from error
+    answered = unwrap(result)
+    if answered.attempts is None or not after_attempts:
+        return answered
+    return TaskResult(answered.output, answered.attempts + after_attempts, answered.worker)
+
+
+async def after_first_attempt(step: PinnedStep, call: StepCall, first: FirstAttempt) -> TaskResult:
+    """The output of a step whose first attempt `si:start` made (activities/start.py):
+    that attempt's, else the step retried as its own activity with what the retry policy
+    has left, after the delay it gives (or the service's Retry-After), as Temporal would
+    have retried it."""
+    if not first.failed:
+        return TaskResult(first.output or {}, 1, first.worker)
+    error = ApplicationError(
+        first.message or "",
+        first.details,
+        type=first.error_type,
+        non_retryable=first.non_retryable,
+    )
+    policy = step.spec.retry_policy
+    if first.non_retryable or policy.maximum_attempts <= 1:
+        raise step_failed(step, error)
+    delay = first.retry_after if first.retry_after is not None else policy.initial_interval
+    await workflow.sleep(timedelta(seconds=delay))
+    return await run_task(step, call, activity_id=call.step_id, after_attempts=1)
 
 
 async def _answer_mock(mock: StepMock, activity_id: str, summary: str) -> Any:

@@ -135,9 +135,9 @@ async def run_and_answer(
 ) -> ExecutionPublic:
     """200 with the closed record, or 202 with the running one when the timeout ran out."""
     check_input(definition, body)
-    handle = await executions.start(definition, body, execution_id=execution_id, mocks=mocks)
-    closed = await executions.wait(handle, timeout)
-    record = await executions.get(execution_id)
+    record, closed = await executions.run(
+        definition, body, execution_id=execution_id, timeout=timeout, mocks=mocks
+    )
     response.headers["Location"] = f"/api/executions/{execution_id}"
     response.status_code = 200 if closed else 202
     return record

@@ -42,7 +42,9 @@ def differences(journal: list[dict[str, Any]], record: list[dict[str, Any]]) -> 
             if name in ("type", "path") and name not in step:
                 continue  # a seed chain's record has neither
             differ(entry["path"], name, entry.get(name), step.get(name))
-        for name in ("input", "output"):
+        for name in ("input", "output", "attempts", "worker"):
+            # attempts and worker: what a task's result reports (StepCall.report), which
+            # the record built from the journal alone answers (executions/record.py).
             if name in entry and name in step:
                 differ(entry["path"], name, entry[name], step[name])
         if entry.get("error") and step.get("error"):

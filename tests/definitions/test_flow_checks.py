@@ -159,7 +159,36 @@ def test_duplicate_ids_across_branches() -> None:
             ]
         }
     )
-    assert any("used twice" in msg for _, msg in found)
+    assert (
+        ["steps", 0, "branches", 1, "steps", 0, "id"],
+        "step id 'x' is used twice (steps.0.branches.0.steps.0 and steps.0.branches.1.steps.0); "
+        "give each step its own id; step ids are unique across the whole definition, branches "
+        "and map steps included",
+    ) in found
+
+
+def test_duplicate_ids_at_the_top_level_are_said_as_a_chain_says_them() -> None:
+    found = problems_of({"steps": [t("a", next="b"), t("b"), t("a")], "start_at": "a"})
+    assert (
+        ["steps", 2, "id"],
+        "step id 'a' is used twice (steps 0 and 2); give each step its own id",
+    ) in found
+
+
+def test_kind_checks_run_inside_branches_and_maps() -> None:
+    wait = {"id": "w", "type": "wait"}
+    found = problems_of(
+        {
+            "steps": [
+                {"id": "p", "type": "parallel", "branches": [{"steps": [wait]}], "next": "m"},
+                {"id": "m", "type": "map", "items": [], "steps": [wait | {"id": "w2"}]},
+            ]
+        }
+    )
+    assert [loc for loc, _ in found] == [
+        ["steps", 0, "branches", 0, "steps", 0],
+        ["steps", 1, "steps", 0],
+    ]
 
 
 def test_unknown_catch_error_name() -> None:
